@@ -1,0 +1,50 @@
+"""Configuration: explicit arguments first, then ``PSTFAST_*`` environment variables.
+
+Nothing here is read at import time; call the functions when a value is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """The value of ``PSTFAST_<NAME>``, or *default* when unset or empty."""
+    value = os.environ.get(f"PSTFAST_{name.upper()}")
+    return value if value else default
+
+
+def home(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Per-user state folder (embedded PostgreSQL data, demo outputs, caches)."""
+    if explicit:
+        return Path(explicit)
+    value = env("HOME")
+    if value:
+        return Path(value)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "pstfast"
+
+
+def scratch(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Fast local scratch for part files and S3 downloads (the NVMe mount on Batch)."""
+    if explicit:
+        return Path(explicit)
+    value = env("SCRATCH")
+    return Path(value) if value else Path(tempfile.gettempdir())
+
+
+def database_url(explicit: str | None = None) -> str | None:
+    """The DSN to use, or None to mean "the embedded PostgreSQL"."""
+    return explicit or env("DATABASE_URL")
+
+
+def workers(explicit: int | None = None) -> int:
+    """Extractor process count: argument, ``PSTFAST_WORKERS``, else the CPU count."""
+    if explicit:
+        return explicit
+    value = env("WORKERS")
+    if value:
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

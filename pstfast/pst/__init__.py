@@ -1,0 +1,1 @@
+"""Writing Unicode PST files (MS-PST): the NDB, LTP and messaging layers."""

@@ -1,0 +1,1 @@
+"""SQL statements, shipped as package data (read with importlib.resources)."""

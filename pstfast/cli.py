@@ -74,6 +74,93 @@ def _cmd_damage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from .extractor import extract
+
+    m = extract(args.source, args.out, pst_file_id=args.pst_file_id, project_id=args.project_id,
+                workers=args.workers, scratch=args.scratch)
+    c = m.counts
+    print(f"extracted {m.pst_file_id}: {c['emails']} emails, {c['attachments']} attachments, "
+          f"{c['errors']} errors, {c['folders']} folders in {m.timings['total']:.2f}s "
+          f"({m.workers} workers, {m.shards['count']} shards)")
+    return 0
+
+
+def _cmd_stage(args: argparse.Namespace) -> int:
+    from .stages import run_stage
+
+    outcome = run_stage(
+        args.stage, pst_file_id=args.pst_file_id, out=args.out, project_id=args.project_id,
+        source=args.source, db=args.db, index_backend=args.index_backend,
+        opensearch_url=args.opensearch_url, attempt=args.attempt,
+    )
+    r = outcome.report
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
+    print(f"stage {r.stage} {r.status} for {r.pst_file_id} (attempt {r.attempt}) in {r.seconds:.2f}s: {counts}")
+    return 0
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from .migrations import migrate
+
+    result = migrate(args.db)
+    print(f"applied {len(result.applied)} migration(s){': ' + ', '.join(result.applied) if result.applied else ''};"
+          f" {len(result.current)} already current")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from .searcher import search
+
+    hits = search(args.query, args.project, args.db, limit=args.limit)
+    for hit in hits:
+        sent = hit.sent_at.isoformat() if hit.sent_at else "-"
+        print(f"{hit.email_id}  {sent}  {hit.sender_email or '-'}  {hit.subject or ''}")
+    print(f"{len(hits)} match(es)", file=sys.stderr)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import demo_source, exit_code, result_json, run
+
+    if args.demo == bool(args.source):
+        raise UsageError("give a SOURCE PST or --demo (not both)")
+    source = demo_source() if args.demo else args.source
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.verbose else None
+    result = run(source, out=args.out, db=args.db, project_id=args.project_id, pst_file_id=args.pst_file_id, log=log)
+    print(result_json(result) if args.json else result.summary())
+    return exit_code(result)
+
+
+def _cmd_mark_failed(args: argparse.Namespace) -> int:
+    from .runner import mark_failed
+
+    reason = mark_failed(args.pst_file_id, out=args.out, error=args.error, project_id=args.project_id, db=args.db)
+    print(f"pst_file {args.pst_file_id} marked failed: {reason}")
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from .queue import submit
+
+    r = submit(args.project_id, args.source, queue_url=args.queue, pst_file_id=args.pst_file_id, db=args.db)
+    if r.message_id is None:
+        print(f"project {r.project_id} is routed to the {r.route} pipeline (pipeline_routes): nothing sent")
+        return 0
+    print(f"submitted pst_file_id={r.pst_file_id} project={r.project_id} message={r.message_id}")
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from .queue import worker
+
+    stats = worker(args.queue, out=args.out, db=args.db, max_jobs=args.max_jobs, idle_exit=args.idle_exit,
+                   dlq_url=args.dlq)
+    print(f"worker: {stats.received} received, {stats.succeeded} succeeded, {stats.failed} failed (on the DLQ), "
+          f"{stats.released} left for redelivery")
+    return 0 if stats.released == 0 else EXIT_TRANSIENT
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every ``pstfast`` command."""
     parser = argparse.ArgumentParser(
@@ -119,6 +206,90 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_cmd_damage)
 
+    p = sub.add_parser(
+        "extract",
+        help="extract one PST into NDJSON + CSV + Parquet + attachments + manifest",
+        description="Extract one PST (local path or s3:// URL) into ROOT/pst-v2/<pst_file_id>/.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="PST file: local path or s3:// URL")
+    p.add_argument("--out", required=True, metavar="ROOT", help="output root: local folder or s3:// URL")
+    p.add_argument("--pst-file-id", metavar="ID", help="default: first 16 hex digits of the input's sha256")
+    p.add_argument("--project-id", metavar="P", help="project id written into every row")
+    p.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes (default: CPU count)")
+    p.add_argument("--scratch", metavar="DIR", help="scratch folder for parts and S3 downloads")
+    p.set_defaults(handler=_cmd_extract)
+
+    p = sub.add_parser(
+        "stage",
+        help="run one pipeline stage for one PST (what each Batch job runs)",
+        description="Run one stage (extract, load, thread, dedupe, index) for one PST, with its "
+        "stage manifest, log and stage_runs row. Every stage takes the same arguments.",
+    )
+    p.add_argument("stage", choices=["extract", "load", "thread", "dedupe", "index"])
+    p.add_argument("--pst-file-id", required=True, metavar="ID", help="the PST's id")
+    p.add_argument("--out", required=True, metavar="ROOT", help="output root (local folder or s3:// URL)")
+    p.add_argument("--project-id", metavar="P", help="project (default: from the manifest or pst_files)")
+    p.add_argument("--source", metavar="URL", help="the PST (path or s3:// URL; extract needs it)")
+    p.add_argument("--db", metavar="DSN", help="PostgreSQL DSN (default PSTFAST_DATABASE_URL, else embedded)")
+    p.add_argument("--index-backend", choices=["postgres", "opensearch"], default="postgres",
+                   help="index stage backend (default postgres)")
+    p.add_argument("--opensearch-url", metavar="URL", help="OpenSearch endpoint for --index-backend opensearch")
+    p.add_argument("--attempt", type=_positive_int, metavar="N",
+                   help="attempt number to record (default: previous attempt + 1)")
+    p.set_defaults(handler=_cmd_stage)
+
+    p = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
+    db_sub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    q = db_sub.add_parser("migrate", help="apply the numbered schema migrations in sql/")
+    q.add_argument("--db", metavar="DSN", help="PostgreSQL DSN (default PSTFAST_DATABASE_URL, else embedded)")
+    q.set_defaults(handler=_cmd_db)
+
+    p = sub.add_parser("search", help="full-text search over a project's loaded emails")
+    p.add_argument("query", help='web-search syntax: words, "a phrase", -exclude, or')
+    p.add_argument("--project", required=True, metavar="P", help="project id")
+    p.add_argument("--db", metavar="DSN", help="PostgreSQL DSN (default PSTFAST_DATABASE_URL, else embedded)")
+    p.add_argument("--limit", type=_positive_int, default=20, help="most matches to print (default 20)")
+    p.set_defaults(handler=_cmd_search)
+
+    p = sub.add_parser(
+        "run", help="run the whole pipeline on one PST on this machine (same state machine as AWS)",
+        description="extract -> load -> thread -> dedupe -> index, with the retry policy of pst_ingest_v2.",
+    )
+    p.add_argument("source", nargs="?", help="PST path or s3:// URL")
+    p.add_argument("--demo", action="store_true", help="run on a writer-made demo PST (written on first use)")
+    p.add_argument("--out", help="output root (default: PSTFAST_OUT or <PSTFAST_HOME>/out)")
+    p.add_argument("--db", help="PostgreSQL DSN (default: PSTFAST_DATABASE_URL or the embedded server)")
+    p.add_argument("--project-id", help="project (default: from project_<id>/pst/... or 'local')")
+    p.add_argument("--pst-file-id", help="pst_file_id (default: from the storage layout or the source URL)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    p.add_argument("-v", "--verbose", action="store_true", help="print each stage command")
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("mark-failed", help="set pst_files.status = failed (the state machine's MarkFailed step)")
+    p.add_argument("--pst-file-id", required=True)
+    p.add_argument("--project-id")
+    p.add_argument("--out", required=True, help="output root holding the stage manifests")
+    p.add_argument("--error", default="pstfast.Failed", help="the state machine's error name")
+    p.add_argument("--db", help="PostgreSQL DSN")
+    p.set_defaults(handler=_cmd_mark_failed)
+
+    p = sub.add_parser("submit", help="send a PST ingest job to the pst_ingest SQS queue")
+    p.add_argument("--queue", required=True, help="queue URL")
+    p.add_argument("--project-id", required=True)
+    p.add_argument("--source", required=True, help="s3://<docs-bucket>/project_<id>/pst/<pst_file_id>/<name>.pst")
+    p.add_argument("--pst-file-id", help="default: from the source's storage layout")
+    p.add_argument("--db", help="database holding pipeline_routes (default: PSTFAST_DATABASE_URL; none: v2)")
+    p.set_defaults(handler=_cmd_submit)
+
+    p = sub.add_parser("worker", help="consume the pst_ingest queue and run the pipeline per job")
+    p.add_argument("--queue", required=True, help="queue URL")
+    p.add_argument("--out", required=True, help="output root, e.g. s3://<pipeline-bucket>")
+    p.add_argument("--db", help="PostgreSQL DSN")
+    p.add_argument("--max-jobs", type=_positive_int, help="stop after N messages")
+    p.add_argument("--idle-exit", type=float, metavar="SECONDS", help="stop after the queue was empty this long")
+    p.add_argument("--dlq", help="dead-letter queue URL (default: the queue's RedrivePolicy target)")
+    p.set_defaults(handler=_cmd_worker)
+
     return parser
 
 
@@ -142,6 +313,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_INPUT
         if isinstance(exc, TransientError):
             return EXIT_TRANSIENT
+        return 1
+    except Exception as exc:  # a bug or an unexpected environment: one line, not a traceback
+        if os.environ.get("PSTFAST_DEBUG"):
+            raise
+        print(
+            f"pstfast {args.command}: unexpected error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            " (set PSTFAST_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -46,6 +46,10 @@ class Summary:
     def by_path(self) -> dict[str, FolderCounts]:
         return {f.path: f for f in self.folders}
 
+    def by_subtree_path(self) -> dict[str, FolderCounts]:
+        """Folders keyed by their path below the top folder (readers name the top differently)."""
+        return {f.path.partition("/")[2]: f for f in self.folders}
+
 
 def check_pst_file(path: str | os.PathLike[str]) -> Path:
     """Raise a clear error unless *path* is an existing file that starts like a PST."""
@@ -86,7 +90,8 @@ def libpff_summary(path: str | os.PathLike[str]) -> Summary:
             path_text = f"{parent}/{name}" if parent else name
             counts = FolderCounts(path_text, folder.number_of_sub_messages)
             for i in range(folder.number_of_sub_messages):
-                counts.attachments += folder.get_sub_message(i).number_of_attachments
+                item = folder.get_sub_message(i)  # contacts and other items have no attachments
+                counts.attachments += getattr(item, "number_of_attachments", 0)
             summary.folders.append(counts)
             stack.extend((folder.get_sub_folder(i), path_text) for i in reversed(range(folder.number_of_sub_folders)))
     finally:
@@ -104,8 +109,8 @@ def readpst_summary(path: str | os.PathLike[str], *, store_name: str | None = No
 
     readpst writes one file per message (``-S``) in one folder per PST folder, and each
     attachment by value as ``N-filename`` beside it; embedded messages stay inside their
-    parent as ``message/rfc822`` parts. It skips empty folders, so a folder absent from
-    its output is reported with zero messages only if the caller knows of it.
+    parent as ``message/rfc822`` parts. It skips empty folders, and it names the top
+    folder after the store, so compare with :meth:`Summary.by_subtree_path`.
     """
     p = check_pst_file(path)
     if shutil.which("readpst") is None:
@@ -150,17 +155,18 @@ class Report:
         """Folders whose readpst counts differ from libpff's (empty folders excepted)."""
         if self.readpst is None:
             return []
-        theirs = self.readpst.by_path()
+        theirs = self.readpst.by_subtree_path()
         out = []
         for folder in self.libpff.folders:
-            other = theirs.get(folder.path)
+            other = theirs.get(folder.path.partition("/")[2])
             if folder.messages == 0 and other is None:
                 continue  # readpst writes nothing for empty folders
             if other is None or (other.messages, other.attachments) != (folder.messages, folder.attachments):
                 got = "missing" if other is None else f"{other.messages} messages, {other.attachments} attachments"
                 out.append(f"{folder.path}: libpff {folder.messages} messages, {folder.attachments} attachments; readpst {got}")
-        known = self.libpff.by_path()
-        out += [f"{f.path}: only readpst sees it" for f in self.readpst.folders if f.path not in known and f.messages]
+        known = self.libpff.by_subtree_path()
+        out += [f"{f.path}: only readpst sees it" for f in self.readpst.folders
+                if f.path.partition("/")[2] not in known and f.messages]
         return out
 
     def render(self) -> str:

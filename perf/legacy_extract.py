@@ -1,0 +1,51 @@
+"""The legacy baseline: one process, pypff, the same fields, json.dumps per row, gzip level 6.
+
+This is what pstfast replaces; perf/bench_extract.py runs it side by side with pstfast.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from pstfast.reader import ItemReader, list_folders, open_pst, folder_at
+from pstfast.records import format_timestamp
+
+
+def legacy_extract(pst_path: str | Path, out_dir: str | Path) -> int:
+    """Extract every item the slow way; returns the number of email rows written."""
+    out = Path(out_dir)
+    (out / "attachments").mkdir(parents=True, exist_ok=True)
+    pst = open_pst(pst_path)
+    reader = ItemReader(pst)
+    folders, _ = list_folders(pst)
+    count = 0
+    with gzip.open(out / "emails.ndjson.gz", "wt", compresslevel=6, encoding="utf-8") as sink:
+        for folder in folders:
+            handle = folder_at(pst, folder.index_path)
+            for index in range(folder.item_count):
+                stack = [(reader.read(handle.get_sub_message(index)), folder.folder_path)]
+                while stack:
+                    msg, path = stack.pop()
+                    row = {k: v for k, v in vars(msg).items() if k not in ("attachments", "problems")}
+                    row["folder_path"] = path
+                    row["sent_at"] = format_timestamp(msg.sent_at)
+                    row["received_at"] = format_timestamp(msg.received_at)
+                    row["attachments"] = []
+                    for att in msg.attachments:
+                        if att.data is not None:
+                            sha = hashlib.sha256(att.data).hexdigest()
+                            (out / "attachments" / sha).write_bytes(att.data)
+                            row["attachments"].append(sha)
+                        if att.message is not None:
+                            stack.append((att.message, path))
+                    sink.write(json.dumps(row) + "\n")
+                    count += 1
+    return count
+
+
+if __name__ == "__main__":
+    print(legacy_extract(sys.argv[1], sys.argv[2]))

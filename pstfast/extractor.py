@@ -1,0 +1,261 @@
+"""The extract stage (``pstfast.extract``): one PST -> NDJSON + CSV + Parquet + attachments + manifest.
+
+The module is named ``extractor`` so that importing it never shadows the public
+function ``pstfast.extract``.
+
+Steps: fetch the input (S3 sources are copied to scratch: libpff needs a seekable local
+file), hash it, open it and plan shards from its folder counts, run the shards on a
+process pool (spawn-safe: every worker opens its own PST handle), merge the part files in
+shard order, then publish the objects and write ``manifest.json`` last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__, config, storage
+from .errors import CorruptPstError, InputError, StorageError, UsageError
+from .manifest import MANIFEST_NAME, Manifest, write_manifest
+from .plan import Shard, plan_shards, summary
+from .progress import Progress
+from .reader import libpff_version, list_folders, open_pst
+from .records import ATTACHMENT_FIELDS, EMAIL_COLUMNS
+from .worker import ShardResult, WorkerContext, init_worker, part_path, run_shard
+from .writers import concat_files, csv_header_member, gzip_bytes, merge_parquet
+
+EXTRACTOR_VERSION = f"pstfast-extract {__version__}"
+_ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: merged objects, in the order they are listed (attachments/<sha256> follow)
+OBJECTS = ("emails.ndjson.gz", "emails.csv.gz", "emails.parquet", "attachments.csv.gz",
+           "attachments.ndjson.gz", "errors.ndjson")
+
+
+@dataclass(frozen=True)
+class _Input:
+    local: Path
+    sha256: str
+    size: int
+    name: str
+
+
+def extract(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    pst_file_id: str | None = None,
+    project_id: str | None = None,
+    workers: int | None = None,
+    scratch: str | os.PathLike[str] | None = None,
+    items_per_shard: int | None = None,
+    progress: bool | None = None,
+) -> Manifest:
+    """Extract one PST (local path or ``s3://`` URL) into ``<out>/pst-v2/<pst_file_id>/``.
+
+    Returns the manifest, which is written last. File-level problems raise an
+    :class:`~pstfast.errors.InputError` (bad input) or :class:`~pstfast.errors.StorageError`;
+    item-level damage goes to ``errors.ndjson``. ``items_per_shard`` overrides the planner's
+    shard size (tests use it to get many shards from a small PST).
+    """
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    source, out = str(source), str(out)
+    n_workers = config.workers(workers)
+    if n_workers < 1:
+        raise UsageError(f"workers must be 1 or more, got {n_workers}")
+    if pst_file_id is not None and not _ID_OK.match(pst_file_id):
+        raise UsageError(f"pst_file_id {pst_file_id!r}: use letters, digits, '.', '_' or '-'")
+    storage.check_writable(out)
+    scratch_root = config.scratch(scratch)
+    try:
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="pstfast-extract-", dir=scratch_root))
+    except OSError as exc:
+        raise StorageError(f"{scratch_root}: cannot create scratch folder: {exc.strerror or exc}") from exc
+    try:
+        t = time.perf_counter()
+        pst_input = _fetch(source, work)
+        timings["fetch"] = time.perf_counter() - t
+        pst_file_id = pst_file_id or pst_input.sha256[:16]
+        prefix = storage.output_prefix(out, pst_file_id)
+
+        t = time.perf_counter()
+        pst = open_pst(pst_input.local)
+        folders, folder_failures = list_folders(pst)
+        del pst  # closed before the pool starts; workers open their own handles
+        shards = plan_shards(folders, items_per_shard)
+        timings["plan"] = time.perf_counter() - t
+
+        stage = Path(prefix) if not storage.is_s3(prefix) else work / "out"
+        _prepare_stage(stage, prefix)
+        parts = work / "parts"
+        parts.mkdir()
+        ctx = WorkerContext(str(pst_input.local), pst_file_id, project_id, str(parts),
+                            str(stage / "attachments"), EXTRACTOR_VERSION)
+
+        t = time.perf_counter()
+        total_items = sum(s.items for s in shards)
+        bar = Progress(total_items, enabled=progress)
+        results = _run(ctx, shards, n_workers, bar)
+        bar.close()
+        timings["extract"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        _merge(shards, parts, stage, folder_failures, pst_file_id)
+        objects = _inventory(stage, results)
+        timings["merge"] = time.perf_counter() - t
+
+        errors = sum(r.errors for r in results) + len(folder_failures)
+        counts = {
+            "folders": len(folders),
+            "items_seen": sum(r.items_seen for r in results) + len(folder_failures),
+            "emails": sum(r.emails for r in results),
+            "attachments": sum(r.attachments for r in results),
+            "errors": errors,
+            "warnings": sum(r.warnings for r in results),
+            "attachment_objects": sum(1 for k in objects if k.startswith("attachments/")),
+        }
+        if counts["items_seen"] != counts["emails"] + counts["errors"]:
+            raise RuntimeError(f"counts do not reconcile: {counts}")  # a bug, never bad input
+
+        t = time.perf_counter()
+        if storage.is_s3(prefix):
+            _upload(stage, prefix, objects)
+        timings["upload"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - started
+        manifest = Manifest(
+            pst_file_id=pst_file_id,
+            project_id=project_id,
+            source=source,
+            input={"name": pst_input.name, "sha256": pst_input.sha256, "size": pst_input.size},
+            counts=counts,
+            timings={k: round(v, 6) for k, v in timings.items()},
+            objects=objects,
+            extractor_version=EXTRACTOR_VERSION,
+            libpff_version=libpff_version(),
+            workers=min(n_workers, max(len(shards), 1)),
+            shards=summary(shards),
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        write_manifest(prefix, manifest)
+        return manifest
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _fetch(source: str, work: Path) -> _Input:
+    """A local, seekable copy of the input with its sha256 and size."""
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    if storage.is_s3(source):
+        local = storage.download(source, work / "input.pst")
+    else:
+        local = Path(source)
+        if not local.exists():
+            raise InputError(f"{source}: no such file")
+        if not local.is_file():
+            raise InputError(f"{source}: not a file")
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(local, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise StorageError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+    return _Input(local, digest.hexdigest(), size, name)
+
+
+def _prepare_stage(stage: Path, prefix: str) -> None:
+    """Create the staging folder; an old manifest goes first so a crash cannot look complete."""
+    try:
+        old = stage / MANIFEST_NAME
+        if old.exists():
+            old.unlink()
+        (stage / "attachments").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{prefix}: output folder is not writable: {exc.strerror or exc}") from exc
+    if storage.is_s3(prefix):
+        storage.remove(storage.join(prefix, MANIFEST_NAME))
+
+
+def _run(ctx: WorkerContext, shards: Sequence[Shard], n_workers: int, bar: Progress) -> list[ShardResult]:
+    """Run every shard; in-process for one worker, else on a forkserver process pool."""
+    results: dict[int, ShardResult] = {}
+    n_workers = min(n_workers, len(shards))
+    try:
+        if n_workers <= 1:
+            init_worker(ctx)
+            for shard in shards:
+                results[shard.index] = run_shard(shard)
+                bar.update(shard.items)
+        else:
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context(method),
+                                     initializer=init_worker, initargs=(ctx,)) as pool:
+                futures = {pool.submit(run_shard, shard): shard for shard in shards}
+                for future in as_completed(futures):
+                    result = future.result()
+                    results[result.index] = result
+                    bar.update(futures[future].items)
+    except BrokenProcessPool as exc:
+        raise CorruptPstError(f"{ctx.pst_path}: a worker died while reading the PST: {exc}") from exc
+    except OSError as exc:
+        raise StorageError(f"writing part files failed: {exc}") from exc
+    return [results[s.index] for s in shards]
+
+
+def _merge(shards: Sequence[Shard], parts: Path, stage: Path, folder_failures: list[dict], pst_file_id: str) -> None:
+    """Concatenate the part files in shard order into the final objects."""
+    def existing(kind: str) -> list[Path]:
+        return [p for p in (part_path(parts, s.index, kind) for s in shards) if p.exists()]
+
+    try:
+        for kind, fields in (("emails", None), ("attachments", ATTACHMENT_FIELDS)):
+            ndjson = existing(f"{kind}.ndjson.gz")
+            with open(stage / f"{kind}.ndjson.gz", "wb") as dst:
+                concat_files(ndjson, dst, b"" if ndjson else gzip_bytes(b""))
+            header_fields = fields or tuple(name for name, _ in EMAIL_COLUMNS)
+            with open(stage / f"{kind}.csv.gz", "wb") as dst:
+                concat_files(existing(f"{kind}.csv.gz"), dst, csv_header_member(header_fields))
+        merge_parquet(existing("emails.arrow"), stage / "emails.parquet", EMAIL_COLUMNS)
+        import orjson
+
+        with open(stage / "errors.ndjson", "wb") as dst:
+            for failure in folder_failures:
+                dst.write(orjson.dumps({"pst_file_id": pst_file_id, "severity": "error", "kind": "folder",
+                                        "folder_path": failure["folder_path"], "item_index": None,
+                                        "email_id": None, "ordinal": None, "reason": failure["error"]}) + b"\n")
+            concat_files(existing("errors.ndjson"), dst)
+    except OSError as exc:
+        raise StorageError(f"{stage}: writing the output failed: {exc.strerror or exc}") from exc
+
+
+def _inventory(stage: Path, results: Sequence[ShardResult]) -> dict[str, dict[str, object]]:
+    """sha256 + size of every object (attachment objects are named by their sha256)."""
+    objects: dict[str, dict[str, object]] = {}
+    for name in OBJECTS:
+        sha, size = storage.sha256_and_size(stage / name)
+        objects[name] = {"sha256": sha, "size": size}
+    blobs: dict[str, int] = {}
+    for result in results:
+        blobs.update(result.objects)
+    for sha in sorted(blobs):
+        objects[f"attachments/{sha}"] = {"sha256": sha, "size": blobs[sha]}
+    return objects
+
+
+def _upload(stage: Path, prefix: str, objects: dict[str, dict[str, object]]) -> None:
+    """Upload every object (the manifest is written after this returns)."""
+    for key in objects:
+        storage.upload(stage / key, storage.join(prefix, key))

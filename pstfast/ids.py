@@ -1,0 +1,28 @@
+"""Deterministic identifiers: the same PST always yields the same ids.
+
+``email_id`` is a UUIDv5 of the pst_file_id and the item's node id; an embedded message's
+id derives from its parent's id and the attachment ordinal path, so ids never depend on
+the worker count or the order in which shards finish.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+#: fixed namespace for every pstfast UUIDv5 (never change: ids are stored in databases)
+NAMESPACE = uuid.UUID("6f1c3a52-2b8e-5d3f-9a41-7c0e5b2d8f10")
+
+
+def email_id(pst_file_id: str, node_id: int) -> str:
+    """Id of a top-level item (message, contact, ...) identified by its node id."""
+    return str(uuid.uuid5(NAMESPACE, f"email:{pst_file_id}:{node_id}"))
+
+
+def embedded_email_id(parent_email_id: str, ordinal: int) -> str:
+    """Id of the message embedded in attachment *ordinal* of *parent_email_id*."""
+    return str(uuid.uuid5(NAMESPACE, f"embedded:{parent_email_id}/{ordinal}"))
+
+
+def attachment_id(email_id_: str, ordinal: int) -> str:
+    """Id of attachment *ordinal* of *email_id_*."""
+    return str(uuid.uuid5(NAMESPACE, f"attachment:{email_id_}/{ordinal}"))

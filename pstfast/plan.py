@@ -1,0 +1,87 @@
+"""Shard planning: split one PST into units of roughly equal work, from the PST alone.
+
+The plan depends only on the folder item counts (never on the worker count), so the
+same PST always gives the same shards, and output merged in shard order is identical
+whatever the number of workers. Small folders are grouped into one shard; a big folder
+is split into item index ranges.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .reader import FolderInfo
+
+MIN_SHARD_ITEMS = 64
+MAX_SHARD_ITEMS = 4096
+TARGET_SHARDS = 32
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Items ``start..stop-1`` of one folder."""
+
+    folder: FolderInfo
+    start: int
+    stop: int
+
+    @property
+    def items(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One unit of work for a worker: consecutive folder slices, in PST order."""
+
+    index: int
+    slices: tuple[Slice, ...]
+
+    @property
+    def items(self) -> int:
+        return sum(s.items for s in self.slices)
+
+
+def shard_size(total_items: int) -> int:
+    """Items per shard for a PST of *total_items*: ~TARGET_SHARDS shards, clamped."""
+    return max(MIN_SHARD_ITEMS, min(MAX_SHARD_ITEMS, math.ceil(total_items / TARGET_SHARDS)))
+
+
+def plan_shards(folders: Sequence[FolderInfo], items_per_shard: int | None = None) -> list[Shard]:
+    """Cut the folders (in depth-first order) into shards of about *items_per_shard* items."""
+    total = sum(f.item_count for f in folders)
+    size = items_per_shard or shard_size(total)
+    shards: list[Shard] = []
+    current: list[Slice] = []
+    filled = 0
+    for folder in folders:
+        start = 0
+        while start < folder.item_count:
+            take = min(folder.item_count - start, size - filled)
+            current.append(Slice(folder, start, start + take))
+            filled += take
+            start += take
+            if filled >= size:
+                shards.append(Shard(len(shards), tuple(current)))
+                current, filled = [], 0
+    if current:
+        shards.append(Shard(len(shards), tuple(current)))
+    return shards
+
+
+def summary(shards: Sequence[Shard]) -> dict[str, int]:
+    """A short description of a plan for the manifest."""
+    sizes = [s.items for s in shards] or [0]
+    split = {}
+    for shard in shards:
+        for sl in shard.slices:
+            split.setdefault(sl.folder.index_path, 0)
+            split[sl.folder.index_path] += 1
+    return {
+        "count": len(shards),
+        "items_min": min(sizes),
+        "items_max": max(sizes),
+        "folders_split": sum(1 for n in split.values() if n > 1),
+    }

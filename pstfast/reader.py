@@ -1,0 +1,620 @@
+"""Reading PST items with pypff (libpff): folders, messages, recipients, attachments.
+
+Every field comes from the item's MAPI properties first (record set 0) and from the
+transport headers only when the property is absent. Unicode strings (PT_UNICODE) are
+UTF-16LE; ANSI strings (PT_STRING8) are decoded with the message's code page
+(PR_MESSAGE_CODEPAGE, then PR_INTERNET_CPID), then the store's, then the code page of the
+message's locale, and only then Windows-1252.
+
+pypff handles never cross a process boundary: each worker opens the PST itself.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import datetime as dt
+import email.utils
+import hashlib
+import os
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from pathlib import Path
+from typing import Any
+
+from .errors import CorruptPstError, NotAPstError
+
+PST_MAGIC = b"!BDN"
+
+# property tags (ids) -------------------------------------------------------------------
+PR_IMPORTANCE = 0x0017
+PR_MESSAGE_CLASS = 0x001A
+PR_SUBJECT = 0x0037
+PR_CLIENT_SUBMIT_TIME = 0x0039
+PR_SENT_REPRESENTING_NAME = 0x0042
+PR_SENT_REPRESENTING_ADDRTYPE = 0x0064
+PR_SENT_REPRESENTING_EMAIL_ADDRESS = 0x0065
+PR_CONVERSATION_TOPIC = 0x0070
+PR_CONVERSATION_INDEX = 0x0071
+PR_TRANSPORT_MESSAGE_HEADERS = 0x007D
+PR_RECIPIENT_TYPE = 0x0C15
+PR_SENDER_NAME = 0x0C1A
+PR_SENDER_ADDRTYPE = 0x0C1E
+PR_SENDER_EMAIL_ADDRESS = 0x0C1F
+PR_MESSAGE_DELIVERY_TIME = 0x0E06
+PR_MESSAGE_SIZE = 0x0E08
+PR_ATTACH_SIZE = 0x0E20
+PR_BODY = 0x1000
+PR_HTML = 0x1013
+PR_INTERNET_MESSAGE_ID = 0x1035
+PR_INTERNET_REFERENCES = 0x1039
+PR_IN_REPLY_TO_ID = 0x1042
+PR_DISPLAY_NAME = 0x3001
+PR_ADDRTYPE = 0x3002
+PR_EMAIL_ADDRESS = 0x3003
+PR_ATTACH_DATA = 0x3701
+PR_ATTACH_FILENAME = 0x3704
+PR_ATTACH_METHOD = 0x3705
+PR_ATTACH_LONG_FILENAME = 0x3707
+PR_ATTACH_MIME_TAG = 0x370E
+PR_ATTACH_CONTENT_ID = 0x3712
+PR_ATTACH_FLAGS = 0x3714
+PR_SMTP_ADDRESS = 0x39FE
+PR_INTERNET_CPID = 0x3FDE
+PR_MESSAGE_LOCALE_ID = 0x3FF1
+PR_MESSAGE_CODEPAGE = 0x3FFD
+PR_SENDER_SMTP_ADDRESS = 0x5D01
+PR_SENT_REPRESENTING_SMTP_ADDRESS = 0x5D02
+PR_RECIPIENT_DISPLAY_NAME = 0x5FF6
+PR_ATTACHMENT_HIDDEN = 0x7FFE
+
+# property value types
+PT_SHORT, PT_LONG, PT_BOOLEAN, PT_LONGLONG = 0x0002, 0x0003, 0x000B, 0x0014
+PT_STRING8, PT_UNICODE, PT_SYSTIME, PT_BINARY = 0x001E, 0x001F, 0x0040, 0x0102
+
+ATTACH_BY_VALUE, ATTACH_EMBEDDED_MSG, ATTACH_OLE = 1, 5, 6
+ATTACH_FLAG_MHTML_REF = 0x4
+RECIPIENT_KINDS = {1: "to", 2: "cc", 3: "bcc"}
+
+# Internet code pages that never hold ANSI PST strings map to the Windows code page of
+# the same script (an ANSI PST written on a Japanese Windows uses cp932, even when the
+# message declares iso-2022-jp for the wire).
+_CPID_TO_ANSI = {
+    20127: 1252, 28591: 1252, 28605: 1252, 50220: 932, 50221: 932, 50222: 932,
+    51932: 932, 20932: 932, 52936: 936, 20936: 936, 51936: 936, 50225: 949, 51949: 949,
+    28592: 1250, 28595: 1251, 20866: 1251, 21866: 1251, 28597: 1253, 28599: 1254,
+    28598: 1255, 38598: 1255, 28596: 1256, 28594: 1257, 28603: 1257, 1200: 0, 1201: 0,
+}
+# primary language id of an LCID -> ANSI code page (the store's locale fallback)
+_LANG_TO_ANSI = {
+    0x11: 932, 0x04: 936, 0x12: 949, 0x1E: 874, 0x2A: 1258, 0x19: 1251, 0x22: 1251,
+    0x02: 1251, 0x1C: 1251, 0x05: 1250, 0x0E: 1250, 0x15: 1250, 0x18: 1250, 0x1A: 1250,
+    0x1B: 1250, 0x24: 1250, 0x08: 1253, 0x1F: 1254, 0x0D: 1255, 0x01: 1256, 0x25: 1257,
+    0x26: 1257, 0x27: 1257,
+}
+_FILETIME_EPOCH = dt.datetime(1601, 1, 1)
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    """One folder: how to reach it (sub-folder indices from the root) and its size."""
+
+    index_path: tuple[int, ...]
+    folder_path: str
+    node_id: int
+    item_count: int
+
+
+def _libpff() -> Any:
+    import pypff  # heavy C extension: import on first use only
+
+    return pypff
+
+
+def libpff_version() -> str:
+    """The libpff version string."""
+    return str(_libpff().get_version())
+
+
+def check_signature(path: str | Path) -> None:
+    """Raise :class:`NotAPstError` unless *path* starts with the PST magic."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+        size = os.fstat(handle.fileno()).st_size
+    if not head:
+        raise NotAPstError(f"{path}: empty file (0 bytes), not a PST")
+    if len(head) < 16 or head[:4] != PST_MAGIC:
+        raise NotAPstError(f"{path}: not a PST file (no !BDN signature)")
+    if head[8:10] not in (b"SM", b"SO"):
+        raise NotAPstError(f"{path}: not a PST file (client magic {head[8:10]!r})")
+    if head[8:10] == b"SO":
+        raise NotAPstError(f"{path}: an OST (offline store), not a PST")
+    # the header records the file's size (ROOT.ibFileEof): a shorter file was truncated
+    version = int.from_bytes(head[10:12], "little")
+    if len(head) < 200:
+        raise CorruptPstError(f"{path}: truncated PST: only {size} bytes, shorter than its header")
+    eof = int.from_bytes(head[168:172], "little") if version in (14, 15) else int.from_bytes(head[184:192], "little")
+    if size < eof:
+        raise CorruptPstError(f"{path}: truncated PST: {size} bytes, its header says {eof}")
+
+
+def open_pst(path: str | Path) -> Any:
+    """Open *path* with libpff; :class:`CorruptPstError` when its structures are unreadable."""
+    check_signature(path)
+    pst = _libpff().file()
+    try:
+        pst.open(str(path))
+        pst.get_root_folder()
+    except (OSError, MemoryError, ValueError) as exc:
+        raise CorruptPstError(f"{path}: cannot open PST: {_first_line(exc)}") from exc
+    return pst
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.split(". ")[0].splitlines()[0] if text else type(exc).__name__
+
+
+def list_folders(pst: Any) -> tuple[list[FolderInfo], list[dict[str, Any]]]:
+    """Every folder in depth-first order, and the folders that could not be read."""
+    folders: list[FolderInfo] = []
+    failures: list[dict[str, Any]] = []
+    try:
+        root = pst.get_root_folder()
+    except (OSError, MemoryError, ValueError) as exc:
+        raise CorruptPstError(f"cannot read the root folder: {_first_line(exc)}") from exc
+
+    def walk(folder: Any, index_path: tuple[int, ...], names: tuple[str, ...]) -> None:
+        try:
+            node_id = folder.identifier
+            count = folder.number_of_sub_messages
+            subs = folder.number_of_sub_folders
+        except (OSError, MemoryError, ValueError) as exc:
+            failures.append({"folder_path": "/".join(names), "index_path": list(index_path),
+                             "error": _first_line(exc)})
+            return
+        folders.append(FolderInfo(index_path, "/".join(names), node_id, count))
+        for i in range(subs):
+            try:
+                child = folder.get_sub_folder(i)
+                name = child.name or ""
+            except (OSError, MemoryError, ValueError) as exc:
+                failures.append({"folder_path": "/".join(names), "index_path": list(index_path + (i,)),
+                                 "error": _first_line(exc)})
+                continue
+            walk(child, index_path + (i,), names + (name,))
+
+    walk(root, (), ())
+    return folders, failures
+
+
+def folder_at(pst: Any, index_path: tuple[int, ...]) -> Any:
+    """The folder reached by following *index_path* from the root."""
+    folder = pst.get_root_folder()
+    for i in index_path:
+        folder = folder.get_sub_folder(i)
+    return folder
+
+
+# --- property access -------------------------------------------------------------------
+
+
+def codec_for(codepage: int | None) -> str | None:
+    """A Python codec name for a Windows/Internet code page, or None when unknown."""
+    if not codepage:
+        return None
+    if codepage == 65001:
+        return "utf-8"
+    codepage = _CPID_TO_ANSI.get(codepage, codepage)
+    if not codepage:
+        return None
+    try:
+        return codecs.lookup(f"cp{codepage}").name
+    except LookupError:
+        return None
+
+
+def codepage_for_locale(lcid: int | None) -> int | None:
+    """The ANSI code page of a Windows locale id (by its primary language)."""
+    if not lcid:
+        return None
+    return _LANG_TO_ANSI.get(lcid & 0x3FF, 1252)
+
+
+def filetime(data: bytes | None) -> dt.datetime | None:
+    """A FILETIME (100 ns ticks since 1601) as a naive UTC datetime; None when unset."""
+    if not data or len(data) < 8:
+        return None
+    ticks = int.from_bytes(data[:8], "little")
+    if ticks == 0 or ticks >= 0x7FFF_FFFF_FFFF_0000:
+        return None
+    try:
+        return _FILETIME_EPOCH + dt.timedelta(microseconds=ticks // 10)
+    except OverflowError:
+        return None
+
+
+class Props:
+    """The MAPI properties of one record set: tag -> (value type, raw bytes)."""
+
+    __slots__ = ("values", "codec")
+
+    def __init__(self, record_set: Any, codec: str | None = None) -> None:
+        values: dict[int, tuple[int, bytes | None]] = {}
+        if record_set is not None:
+            for entry in record_set.entries:
+                tag = entry.entry_type
+                if tag in values:
+                    continue
+                try:
+                    values[tag] = (entry.value_type, entry.data)
+                except OSError:
+                    values[tag] = (entry.value_type, None)
+        self.values = values
+        self.codec = codec or "cp1252"
+
+    def __contains__(self, tag: int) -> bool:
+        return tag in self.values and self.values[tag][1] is not None
+
+    def raw(self, tag: int) -> bytes | None:
+        item = self.values.get(tag)
+        return None if item is None else item[1]
+
+    def int(self, tag: int) -> int | None:
+        item = self.values.get(tag)
+        if item is None or item[1] is None:
+            return None
+        vtype, data = item
+        if vtype == PT_BOOLEAN:
+            return 1 if data and data[0] else 0
+        if vtype in (PT_SHORT, PT_LONG, PT_LONGLONG) and data:
+            return int.from_bytes(data, "little", signed=True)
+        return None
+
+    def bool(self, tag: int) -> bool:
+        return bool(self.int(tag))
+
+    def time(self, tag: int) -> dt.datetime | None:
+        item = self.values.get(tag)
+        if item is None or item[0] != PT_SYSTIME:
+            return None
+        return filetime(item[1])
+
+    def str(self, tag: int) -> str | None:
+        item = self.values.get(tag)
+        if item is None or item[1] is None:
+            return None
+        vtype, data = item
+        if vtype == PT_UNICODE:
+            text = data.decode("utf-16-le", "surrogatepass")
+        elif vtype == PT_STRING8:
+            text = data.decode(self.codec, "replace")
+        elif vtype == PT_BINARY:
+            text = data.decode(self.codec, "replace")
+        else:
+            return None
+        return text.rstrip("\x00")
+
+
+def _unwrap_subject(text: str | None) -> str | None:
+    # PR_SUBJECT may start with a 0x01 marker and the length of the "RE: " style prefix
+    if text and text[0] == "\x01":
+        return text[2:]
+    return text
+
+
+def _addr(addrtype: str | None, address: str | None) -> str | None:
+    if address and (addrtype or "").upper() == "SMTP":
+        return address
+    return None
+
+
+@dataclass
+class Headers:
+    """Transport headers parsed lazily: the fallback for absent MAPI properties."""
+
+    text: str | None
+    _parsed: Any = None
+
+    def get(self, name: str) -> str | None:
+        if not self.text:
+            return None
+        if self._parsed is None:
+            self._parsed = HeaderParser().parsestr(self.text, headersonly=True)
+        value = self._parsed.get(name)
+        return None if value is None else " ".join(str(value).split())
+
+    def addresses(self, name: str) -> list[dict[str, str | None]]:
+        value = self.get(name)
+        if not value:
+            return []
+        return [{"name": n or None, "email": a or None} for n, a in email.utils.getaddresses([value])]
+
+
+# --- embedded messages (pypff has no Python API for them) ------------------------------
+
+
+class _Embedded:
+    """Calls libpff_attachment_get_item through the pypff module's own exported symbols.
+
+    pypff exposes attachments but not the message inside an "embedded message"
+    attachment; libpff has it (``libpff_attachment_get_item``) and pypff exports both it
+    and its own item constructor, so we wrap the libpff item as a ``pypff.message``.
+    """
+
+    _instance: _Embedded | None = None
+
+    def __init__(self) -> None:
+        pypff = _libpff()
+        lib = ctypes.PyDLL(pypff.__file__)
+        self.get_item = lib.libpff_attachment_get_item
+        self.get_item.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
+        self.get_item.restype = ctypes.c_int
+        self.error_free = lib.libpff_error_free
+        self.error_free.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        self.item_new = lib.pypff_item_new
+        self.item_new.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.py_object]
+        self.item_new.restype = ctypes.py_object
+        self.message_type = ctypes.addressof(ctypes.c_void_p.in_dll(lib, "pypff_message_type_object"))
+        # pypff_item_t: PyObject_HEAD, then the libpff_item_t pointer
+        self.item_offset = object.__basicsize__
+
+    @classmethod
+    def get(cls) -> _Embedded:
+        if cls._instance is None:
+            cls._instance = _Embedded()
+        return cls._instance
+
+    def message(self, attachment: Any) -> Any:
+        if type(attachment).__name__ != "attachment":
+            raise TypeError("expected a pypff.attachment")
+        item = ctypes.c_void_p.from_address(id(attachment) + self.item_offset).value
+        if not item:
+            raise OSError("attachment has no libpff item")
+        out, error = ctypes.c_void_p(), ctypes.c_void_p()
+        if self.get_item(item, ctypes.byref(out), ctypes.byref(error)) != 1 or not out.value:
+            if error.value:
+                self.error_free(ctypes.byref(error))
+            raise OSError("cannot open the embedded message")
+        # the new pypff.message owns the libpff item and keeps the attachment alive
+        return self.item_new(self.message_type, out, attachment)
+
+
+def embedded_message(attachment: Any) -> Any:
+    """The ``pypff.message`` inside an embedded-message attachment."""
+    return _Embedded.get().message(attachment)
+
+
+# --- items -----------------------------------------------------------------------------
+
+
+@dataclass
+class ReadAttachment:
+    """One attachment as read: its row fields, bytes (by value) or embedded message."""
+
+    ordinal: int
+    filename: str | None
+    mime_type: str | None
+    size: int | None
+    content_id: str | None
+    is_inline: bool
+    method: str
+    data: bytes | None
+    sha256: str | None
+    message: ReadMessage | None
+
+
+@dataclass
+class ReadMessage:
+    """The fields of one item before ids, normalisation and hashing are added."""
+
+    node_id: int | None
+    message_class: str | None
+    internet_message_id: str | None
+    in_reply_to: str | None
+    references: list[str]
+    conversation_index: str | None
+    conversation_topic: str | None
+    subject: str | None
+    sender_name: str | None
+    sender_email: str | None
+    to: list[dict[str, str | None]]
+    cc: list[dict[str, str | None]]
+    bcc: list[dict[str, str | None]]
+    sent_at: dt.datetime | None
+    received_at: dt.datetime | None
+    body_text: str | None
+    body_html: str | None
+    transport_headers: str | None
+    size_bytes: int | None
+    importance: int | None
+    attachments: list[ReadAttachment]
+    #: problems below the message: (ordinal or -1, "attachment" | "embedded_message" |
+    #: "recipients", reason); the message itself was read
+    problems: list[tuple[int, str, str]]
+
+
+class ItemReader:
+    """Reads items of one open PST (one per worker)."""
+
+    def __init__(self, pst: Any) -> None:
+        self.pst = pst
+        self.store_codepage = self._store_codepage()
+
+    def _store_codepage(self) -> int | None:
+        try:
+            store = self.pst.get_message_store()
+            props = Props(store.get_record_set(0) if store and store.number_of_record_sets else None)
+        except (OSError, MemoryError, ValueError):
+            return None
+        for tag in (PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID):
+            cp = props.int(tag)
+            if codec_for(cp):
+                return cp
+        return codepage_for_locale(props.int(PR_MESSAGE_LOCALE_ID))
+
+    def _codec(self, props: Props) -> str:
+        for cp in (props.int(PR_MESSAGE_CODEPAGE), props.int(PR_INTERNET_CPID), self.store_codepage,
+                   codepage_for_locale(props.int(PR_MESSAGE_LOCALE_ID))):
+            name = codec_for(cp)
+            if name:
+                return name
+        return "cp1252"
+
+    def read(self, item: Any, *, depth: int = 0) -> ReadMessage:
+        """Read every row field of *item* (a pypff message or other item)."""
+        props = Props(item.get_record_set(0) if item.number_of_record_sets else None)
+        props.codec = self._codec(props)
+        headers = Headers(props.str(PR_TRANSPORT_MESSAGE_HEADERS))
+
+        sender_name = props.str(PR_SENDER_NAME) or props.str(PR_SENT_REPRESENTING_NAME)
+        sender_email = (
+            props.str(PR_SENDER_SMTP_ADDRESS)
+            or _addr(props.str(PR_SENDER_ADDRTYPE), props.str(PR_SENDER_EMAIL_ADDRESS))
+            or props.str(PR_SENT_REPRESENTING_SMTP_ADDRESS)
+            or _addr(props.str(PR_SENT_REPRESENTING_ADDRTYPE), props.str(PR_SENT_REPRESENTING_EMAIL_ADDRESS))
+        )
+        if not sender_email:
+            header_from = headers.addresses("From")
+            if header_from:
+                sender_email = header_from[0]["email"]
+                sender_name = sender_name or header_from[0]["name"]
+        if not sender_email:
+            sender_email = props.str(PR_SENDER_EMAIL_ADDRESS) or props.str(PR_SENT_REPRESENTING_EMAIL_ADDRESS)
+
+        problems: list[tuple[int, str, str]] = []
+        try:
+            recipients = self._recipients(item, props.codec)
+        except (OSError, MemoryError, ValueError) as exc:
+            problems.append((-1, "recipients", f"recipient table unreadable: {_first_line(exc)}"))
+            recipients = {"to": [], "cc": [], "bcc": []}
+        if not any(recipients.values()) and headers.text:
+            recipients = {"to": headers.addresses("To"), "cc": headers.addresses("Cc"), "bcc": headers.addresses("Bcc")}
+
+        references_text = props.str(PR_INTERNET_REFERENCES) or headers.get("References")
+        conversation_index = props.raw(PR_CONVERSATION_INDEX) if PR_CONVERSATION_INDEX in props else None
+        sent_at = props.time(PR_CLIENT_SUBMIT_TIME)
+        if sent_at is None and headers.get("Date"):
+            sent_at = _header_date(headers.get("Date"))
+
+        attachments, attachment_problems = self._attachments(item, props.codec, depth)
+        problems.extend(attachment_problems)
+        return ReadMessage(
+            node_id=item.identifier if depth == 0 else None,
+            message_class=props.str(PR_MESSAGE_CLASS),
+            internet_message_id=props.str(PR_INTERNET_MESSAGE_ID) or headers.get("Message-ID"),
+            in_reply_to=props.str(PR_IN_REPLY_TO_ID) or headers.get("In-Reply-To"),
+            references=references_text.split() if references_text else [],
+            conversation_index=conversation_index.hex() if conversation_index else None,
+            conversation_topic=props.str(PR_CONVERSATION_TOPIC),
+            subject=_unwrap_subject(props.str(PR_SUBJECT)) if PR_SUBJECT in props else headers.get("Subject"),
+            sender_name=sender_name,
+            sender_email=sender_email,
+            to=recipients["to"],
+            cc=recipients["cc"],
+            bcc=recipients["bcc"],
+            sent_at=sent_at,
+            received_at=props.time(PR_MESSAGE_DELIVERY_TIME),
+            body_text=props.str(PR_BODY),
+            body_html=self._html(props),
+            transport_headers=headers.text,
+            size_bytes=props.int(PR_MESSAGE_SIZE),
+            importance=props.int(PR_IMPORTANCE),
+            attachments=attachments,
+            problems=problems,
+        )
+
+    def _html(self, props: Props) -> str | None:
+        item = props.values.get(PR_HTML)
+        if item is None or item[1] is None:
+            return None
+        vtype, data = item
+        if vtype == PT_UNICODE:
+            return props.str(PR_HTML)
+        # binary HTML is in the message's Internet code page (usually UTF-8)
+        codec = codec_for(props.int(PR_INTERNET_CPID)) if props.int(PR_INTERNET_CPID) != 20127 else None
+        codec = codec or "utf-8"
+        return data.decode(codec, "replace").rstrip("\x00")
+
+    def _recipients(self, item: Any, codec: str) -> dict[str, list[dict[str, str | None]]]:
+        out: dict[str, list[dict[str, str | None]]] = {"to": [], "cc": [], "bcc": []}
+        if not hasattr(item, "recipients"):
+            return out
+        table = item.recipients
+        if table is None:
+            return out
+        for record_set in table.record_sets:
+            props = Props(record_set, codec)
+            kind = RECIPIENT_KINDS.get((props.int(PR_RECIPIENT_TYPE) or 1) & 0x0F)
+            if kind is None:
+                continue
+            address = (
+                props.str(PR_SMTP_ADDRESS)
+                or _addr(props.str(PR_ADDRTYPE), props.str(PR_EMAIL_ADDRESS))
+                or props.str(PR_EMAIL_ADDRESS)
+            )
+            name = props.str(PR_DISPLAY_NAME) or props.str(PR_RECIPIENT_DISPLAY_NAME)
+            out[kind].append({"name": name, "email": address})
+        return out
+
+    def _attachments(self, item: Any, codec: str, depth: int) -> tuple[list[ReadAttachment], list[tuple[int, str, str]]]:
+        if not hasattr(item, "get_number_of_attachments"):
+            return [], []
+        attachments: list[ReadAttachment] = []
+        problems: list[tuple[int, str, str]] = []
+        try:
+            count = item.number_of_attachments
+        except OSError as exc:
+            return [], [(-1, "attachment", f"cannot list attachments: {_first_line(exc)}")]
+        for ordinal in range(count):
+            try:
+                attachments.append(self._attachment(item.get_attachment(ordinal), ordinal, codec, depth, problems))
+            except (OSError, ValueError, MemoryError) as exc:
+                problems.append((ordinal, "attachment", _first_line(exc)))
+        return attachments, problems
+
+    def _attachment(
+        self, att: Any, ordinal: int, codec: str, depth: int, problems: list[tuple[int, str, str]]
+    ) -> ReadAttachment:
+        props = Props(att.get_record_set(0) if att.number_of_record_sets else None, codec)
+        method_code = props.int(PR_ATTACH_METHOD) or ATTACH_BY_VALUE
+        filename = props.str(PR_ATTACH_LONG_FILENAME) or props.str(PR_ATTACH_FILENAME) or props.str(PR_DISPLAY_NAME)
+        data: bytes | None = None
+        message: ReadMessage | None = None
+        size = props.int(PR_ATTACH_SIZE)
+        if method_code == ATTACH_EMBEDDED_MSG:
+            method = "embedded_message"
+            try:
+                message = self.read(embedded_message(att), depth=depth + 1)
+            except (OSError, ValueError, MemoryError) as exc:
+                problems.append((ordinal, "embedded_message", _first_line(exc)))
+        else:
+            method = {ATTACH_BY_VALUE: "by_value", ATTACH_OLE: "ole"}.get(method_code, "reference")
+            if method != "reference":
+                length = att.get_size()
+                data = att.read_buffer(length) if length else b""
+                size = len(data)
+        return ReadAttachment(
+            ordinal=ordinal,
+            filename=filename,
+            mime_type=props.str(PR_ATTACH_MIME_TAG),
+            size=size,
+            content_id=props.str(PR_ATTACH_CONTENT_ID),
+            is_inline=props.bool(PR_ATTACHMENT_HIDDEN) or bool((props.int(PR_ATTACH_FLAGS) or 0) & ATTACH_FLAG_MHTML_REF),
+            method=method,
+            data=data,
+            sha256=hashlib.sha256(data).hexdigest() if data is not None else None,
+            message=message,
+        )
+
+
+def _header_date(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return parsed

@@ -1,0 +1,168 @@
+"""One small file API over local paths and ``s3://`` URLs (via fsspec / s3fs).
+
+Every stage reads and writes through these functions, so a local folder and an S3 prefix
+behave the same. S3 endpoints come from the standard ``AWS_ENDPOINT_URL_S3`` /
+``AWS_ENDPOINT_URL`` environment variables (read when a filesystem is first needed).
+
+Errors: a missing input is an :class:`~pstfast.errors.InputError` (retrying cannot make
+it appear), a path we may not write is a :class:`~pstfast.errors.UsageError`, any other
+I/O failure is a :class:`~pstfast.errors.StorageError` (transient: retry).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InputError, StorageError, UsageError
+
+_CHUNK = 1 << 20
+
+
+def is_s3(url: str | os.PathLike[str]) -> bool:
+    """True for ``s3://`` URLs."""
+    return str(url).startswith("s3://")
+
+
+def join(root: str | os.PathLike[str], *parts: str) -> str:
+    """*root* and *parts* joined with ``/`` (no doubled separators)."""
+    text = str(root)
+    for part in parts:
+        text = text.rstrip("/") + "/" + part.lstrip("/")
+    return text
+
+
+def output_prefix(root: str | os.PathLike[str], pst_file_id: str) -> str:
+    """The output folder of one PST: ``<root>/pst-v2/<pst_file_id>/``."""
+    return join(root, "pst-v2", pst_file_id) + "/"
+
+
+def _s3() -> Any:
+    import s3fs  # heavy: only when an s3:// URL is used
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    client_kwargs = {"endpoint_url": endpoint} if endpoint else {}
+    return s3fs.S3FileSystem(client_kwargs=client_kwargs)
+
+
+def _translate(exc: BaseException, url: str, writing: bool) -> Exception:
+    if isinstance(exc, FileNotFoundError):
+        if writing:  # a missing bucket or parent folder: the caller must fix the path
+            return UsageError(f"{url}: cannot write: no such bucket or folder")
+        return InputError(f"{url}: no such file or object")
+    if isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)) or (
+        isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    ):
+        action = "cannot write" if writing else "cannot read"
+        return UsageError(f"{url}: {action}: {exc.strerror or exc}")
+    return StorageError(f"{url}: {'write' if writing else 'read'} failed: {exc}")
+
+
+@contextmanager
+def open_file(url: str | os.PathLike[str], mode: str = "rb") -> Iterator[IO[Any]]:
+    """Open a local path or S3 object; writing creates parent folders."""
+    url = str(url)
+    writing = any(flag in mode for flag in "wax")
+    try:
+        if is_s3(url):
+            handle = _s3().open(url, mode)
+        else:
+            if writing:
+                Path(url).parent.mkdir(parents=True, exist_ok=True)
+            handle = open(url, mode)
+    except OSError as exc:
+        raise _translate(exc, url, writing) from exc
+    try:
+        with handle:
+            yield handle
+    except OSError as exc:
+        raise _translate(exc, url, writing) from exc
+
+
+def read_bytes(url: str | os.PathLike[str]) -> bytes:
+    """The whole content of *url*."""
+    with open_file(url, "rb") as handle:
+        return handle.read()
+
+
+def write_bytes(url: str | os.PathLike[str], data: bytes) -> None:
+    """Write *data* to *url* (replacing it)."""
+    with open_file(url, "wb") as handle:
+        handle.write(data)
+
+
+def exists(url: str | os.PathLike[str]) -> bool:
+    """True when *url* names an existing file or object."""
+    url = str(url)
+    try:
+        return bool(_s3().exists(url)) if is_s3(url) else os.path.exists(url)
+    except OSError as exc:
+        raise _translate(exc, url, False) from exc
+
+
+def remove(url: str | os.PathLike[str]) -> None:
+    """Delete *url* if it exists."""
+    url = str(url)
+    try:
+        if is_s3(url):
+            fs = _s3()
+            if fs.exists(url):
+                fs.rm(url)
+        elif os.path.exists(url):
+            os.remove(url)
+    except OSError as exc:
+        raise _translate(exc, url, True) from exc
+
+
+def size(url: str | os.PathLike[str]) -> int:
+    """The size of *url* in bytes."""
+    url = str(url)
+    try:
+        return int(_s3().size(url)) if is_s3(url) else os.path.getsize(url)
+    except OSError as exc:
+        raise _translate(exc, url, False) from exc
+
+
+def download(url: str | os.PathLike[str], local_path: str | os.PathLike[str]) -> Path:
+    """Copy *url* to *local_path* (a plain copy when *url* is local)."""
+    url, local = str(url), Path(local_path)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with open_file(url, "rb") as src, open(local, "wb") as dst:
+        shutil.copyfileobj(src, dst, _CHUNK)
+    return local
+
+
+def upload(local_path: str | os.PathLike[str], url: str | os.PathLike[str]) -> None:
+    """Copy the local file *local_path* to *url* (local or S3)."""
+    with open(local_path, "rb") as src, open_file(url, "wb") as dst:
+        shutil.copyfileobj(src, dst, _CHUNK)
+
+
+def sha256_and_size(url: str | os.PathLike[str]) -> tuple[str, int]:
+    """The sha256 hex digest and byte size of *url*, streamed."""
+    digest = hashlib.sha256()
+    total = 0
+    with open_file(url, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            total += len(chunk)
+    return digest.hexdigest(), total
+
+
+def check_writable(url: str | os.PathLike[str]) -> None:
+    """Fail early with a :class:`UsageError` when a local output root cannot be written."""
+    url = str(url)
+    if is_s3(url):
+        return
+    path = Path(url)
+    probe_dir = path
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise UsageError(f"{url}: output folder is not writable")

@@ -1,0 +1,304 @@
+"""The extract worker: one process, one PST handle, whole shards into part files.
+
+:func:`init_worker` runs once per process (the pool initializer) and opens the PST;
+:func:`run_shard` reads every item of a shard, builds the rows, normalises and hashes
+them in batches with the kernels, writes the part files and attachment objects, and
+returns only counters. Nothing per-message crosses the process boundary.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import ids, kernels
+from .plan import Shard
+from .reader import ItemReader, ReadMessage, folder_at, open_pst
+from .records import (
+    ATTACHMENT_COLUMNS,
+    ATTACHMENT_FIELDS,
+    EMAIL_COLUMNS,
+    EMAIL_FIELDS,
+    clean_text,
+    format_timestamp,
+)
+from .writers import arrow_table, csv_lines, gzip_bytes, ndjson_lines, write_arrow_part
+
+PART_KINDS = ("emails.ndjson.gz", "emails.csv.gz", "emails.arrow", "attachments.ndjson.gz",
+              "attachments.csv.gz", "errors.ndjson")
+_SEP = "\x1f"  # between the parts of the canonical form
+_ITEM_SEP = "\x1e"  # between the items of a list part
+_CANONICAL_VERSION = "pstfast-content-v2"
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """Everything a worker needs; plain values only (pickled to each process)."""
+
+    pst_path: str
+    pst_file_id: str
+    project_id: str | None
+    parts_dir: str
+    attachments_dir: str
+    extractor_version: str
+
+
+@dataclass
+class ShardResult:
+    """Counters of one shard (the only thing a worker sends back)."""
+
+    index: int
+    items_seen: int = 0
+    emails: int = 0
+    attachments: int = 0
+    errors: int = 0
+    warnings: int = 0
+    seconds: float = 0.0
+    objects: dict[str, int] = field(default_factory=dict)  # sha256 -> size
+
+
+_STATE: dict[str, Any] = {}
+
+
+def part_path(parts_dir: str | Path, index: int, kind: str) -> Path:
+    """Where shard *index* writes its part of *kind*."""
+    return Path(parts_dir) / f"{index:06d}.{kind}"
+
+
+def init_worker(ctx: WorkerContext) -> None:
+    """Pool initializer: open the PST once for this process and load the kernels."""
+    _STATE.clear()
+    _STATE["ctx"] = ctx
+    _STATE["reader"] = ItemReader(open_pst(ctx.pst_path))
+    kernels.warm_up()
+
+
+def run_shard(shard: Shard) -> ShardResult:
+    """Extract every item of *shard* into its part files; returns the counters."""
+    started = time.perf_counter()
+    ctx: WorkerContext = _STATE["ctx"]
+    reader: ItemReader = _STATE["reader"]
+    result = ShardResult(shard.index)
+    emails: list[dict[str, Any]] = []
+    attachments: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+
+    for sl in shard.slices:
+        folder = sl.folder
+        try:
+            handle = folder_at(reader.pst, folder.index_path)
+        except Exception as exc:  # the whole slice is lost: one error per item
+            for index in range(sl.start, sl.stop):
+                errors.append(_error(ctx, folder.folder_path, index, None, None, "item", exc))
+            result.items_seen += sl.items
+            result.errors += sl.items
+            continue
+        for index in range(sl.start, sl.stop):
+            result.items_seen += 1
+            try:
+                item = handle.get_sub_message(index)
+                message = reader.read(item)
+            except Exception as exc:  # one bad item never stops the file: it is recorded
+                errors.append(_error(ctx, folder.folder_path, index, None, None, "item", exc))
+                result.errors += 1
+                continue
+            email_id = ids.email_id(ctx.pst_file_id, message.node_id)
+            _flatten(ctx, message, email_id, None, folder.folder_path, index, 0, emails, attachments, errors,
+                     result)
+
+    _finish_rows(emails)
+    _write_parts(ctx, shard.index, emails, attachments, errors)
+    result.emails = len(emails)
+    result.attachments = len(attachments)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _error(ctx: WorkerContext, folder_path: str, index: int, email_id: str | None, ordinal: int | None,
+           kind: str, exc: BaseException | str, severity: str = "error") -> dict[str, Any]:
+    reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return {"pst_file_id": ctx.pst_file_id, "severity": severity, "kind": kind, "folder_path": folder_path,
+            "item_index": index, "email_id": email_id, "ordinal": ordinal, "reason": clean_text(reason)}
+
+
+def _people(values: list[dict[str, str | None]]) -> list[dict[str, str | None]]:
+    return [{"name": clean_text(v.get("name")), "email": clean_text(v.get("email"))} for v in values]
+
+
+def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str | None, folder_path: str,
+             index: int, depth: int, emails: list[dict[str, Any]], attachments: list[dict[str, Any]],
+             errors: list[dict[str, Any]], result: ShardResult) -> None:
+    """Append the rows of *msg* and (depth-first, after it) of its embedded messages."""
+    row: dict[str, Any] = {
+        "email_id": email_id,
+        "parent_email_id": parent_id,
+        "project_id": ctx.project_id,
+        "pst_file_id": ctx.pst_file_id,
+        "folder_path": clean_text(folder_path),
+        "message_class": clean_text(msg.message_class),
+        "internet_message_id": clean_text(msg.internet_message_id),
+        "in_reply_to": clean_text(msg.in_reply_to),
+        "references": [clean_text(r) for r in msg.references],
+        "conversation_index": msg.conversation_index,
+        "conversation_topic": clean_text(msg.conversation_topic),
+        "subject": clean_text(msg.subject),
+        "normalized_subject": None,
+        "sender_name": clean_text(msg.sender_name),
+        "sender_email": clean_text(msg.sender_email),
+        "to": _people(msg.to),
+        "cc": _people(msg.cc),
+        "bcc": _people(msg.bcc),
+        "sent_at": msg.sent_at,
+        "received_at": msg.received_at,
+        "body_text": clean_text(msg.body_text),
+        "body_html": clean_text(msg.body_html),
+        "transport_headers": clean_text(msg.transport_headers),
+        "attachment_count": len(msg.attachments),
+        "size_bytes": msg.size_bytes,
+        "importance": msg.importance,
+        "content_hash": None,
+        "extractor_version": ctx.extractor_version,
+        "_depth": depth,
+        "_children": [],  # (ordinal, child row) of embedded messages
+        "_att_sha": [],
+    }
+    emails.append(row)
+    for ordinal, kind, reason in msg.problems:
+        counted = kind == "embedded_message"
+        errors.append(_error(ctx, folder_path, index, email_id, ordinal, kind, reason,
+                             "error" if counted else "warning"))
+        if counted:
+            result.items_seen += 1
+            result.errors += 1
+        else:
+            result.warnings += 1
+    for att in msg.attachments:
+        storage_key = None
+        if att.data is not None and att.sha256:
+            storage_key = f"attachments/{att.sha256}"
+            _store_blob(ctx, att.sha256, att.data)
+            result.objects[att.sha256] = len(att.data)
+            row["_att_sha"].append(att.sha256)
+        attachments.append({
+            "attachment_id": ids.attachment_id(email_id, att.ordinal),
+            "email_id": email_id,
+            "ordinal": att.ordinal,
+            "filename": clean_text(att.filename),
+            "mime_type": clean_text(att.mime_type),
+            "size": att.size,
+            "content_id": clean_text(att.content_id),
+            "is_inline": att.is_inline,
+            "method": att.method,
+            "sha256": att.sha256,
+            "storage_key": storage_key,
+        })
+        if att.message is not None:
+            child_id = ids.embedded_email_id(email_id, att.ordinal)
+            result.items_seen += 1
+            child_index = len(emails)
+            _flatten(ctx, att.message, child_id, email_id, folder_path, index, depth + 1, emails, attachments,
+                     errors, result)
+            row["_children"].append(emails[child_index])
+
+
+def _store_blob(ctx: WorkerContext, sha256: str, data: bytes) -> None:
+    """Write attachment bytes once per distinct content (atomic: other workers may race)."""
+    path = Path(ctx.attachments_dir) / sha256
+    if path.exists():
+        return
+    tmp = path.with_name(f".{sha256}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _finish_rows(rows: list[dict[str, Any]]) -> None:
+    """Fill ``normalized_subject`` and ``content_hash`` for a batch of rows (kernels).
+
+    The content hash is XXH3-128 over this canonical form (UTF-8)::
+
+        "pstfast-content-v2" US sender US recipients US sent_at US subject US attachments US body
+
+    where US is U+001F, and
+      sender      = normalize_addresses(sender_email), "" when absent;
+      recipients  = the normalized to + cc + bcc addresses, sorted, joined by U+001E;
+      sent_at     = sent_at as in the CSV ("2021-03-04T05:06:07Z"), "" when absent;
+      subject     = normalize_subjects(subject), "" when absent;
+      body        = normalize_whitespace(body_text), "" when absent;
+      attachments = the sha256 of every by-value attachment plus the content_hash of every
+                    embedded message, sorted, joined by U+001E.
+    U+001E and U+001F are removed from every part but the body first, so the separators are
+    unambiguous (the body comes last). The body is normalized and hashed in one pass by
+    ``kernels.content_hashes``: the normalized text never becomes a Python string.
+    Names, folders, headers and ids are deliberately left out: the same message filed twice
+    or received by two custodians hashes the same.
+    """
+    if not rows:
+        return
+    subjects = kernels.normalize_subjects([r["subject"] for r in rows])
+    senders = kernels.normalize_addresses([r["sender_email"] for r in rows])
+    flat: list[str | None] = []
+    for r in rows:
+        for kind in ("to", "cc", "bcc"):
+            flat.extend(p["email"] for p in r[kind])
+    normalized = kernels.normalize_addresses(flat)
+    pos = 0
+    recipients: list[list[str]] = []
+    for r in rows:
+        n = len(r["to"]) + len(r["cc"]) + len(r["bcc"])
+        recipients.append(sorted(a for a in normalized[pos:pos + n] if a))
+        pos += n
+    for r, subject in zip(rows, subjects):
+        r["normalized_subject"] = subject
+
+    # children before parents: a parent's canonical form holds its children's hashes
+    by_depth: dict[int, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_depth.setdefault(r["_depth"], []).append(i)
+    for depth in sorted(by_depth, reverse=True):
+        batch = by_depth[depth]
+        heads = []
+        for i in batch:
+            r = rows[i]
+            atts = r["_att_sha"] + [c["content_hash"] for c in r["_children"]]
+            parts = (
+                senders[i] or "",
+                _ITEM_SEP.join(_strip(a) for a in recipients[i]),
+                format_timestamp(r["sent_at"]) or "",
+                subjects[i] or "",
+                _ITEM_SEP.join(sorted(atts)),
+            )
+            heads.append(_SEP.join((_CANONICAL_VERSION, *(_strip(p) for p in parts))) + _SEP)
+        digests = kernels.content_hashes(heads, [rows[i]["body_text"] for i in batch])
+        for i, digest in zip(batch, digests):
+            rows[i]["content_hash"] = digest
+    for r in rows:
+        del r["_depth"], r["_children"], r["_att_sha"]
+
+
+def _strip(text: str) -> str:
+    return text.replace(_SEP, "").replace(_ITEM_SEP, "") if (_SEP in text or _ITEM_SEP in text) else text
+
+
+def _write_parts(ctx: WorkerContext, index: int, emails: list[dict[str, Any]], attachments: list[dict[str, Any]],
+                 errors: list[dict[str, Any]]) -> None:
+    """Write the shard's part files (gzip members are compressed here, in the worker)."""
+    def put(kind: str, data: bytes) -> None:
+        part_path(ctx.parts_dir, index, kind).write_bytes(data)
+
+    if emails:
+        put("emails.ndjson.gz", gzip_bytes(ndjson_lines(emails, EMAIL_FIELDS)))
+        put("emails.csv.gz", gzip_bytes(csv_lines(emails, EMAIL_FIELDS)))
+        write_arrow_part(part_path(ctx.parts_dir, index, "emails.arrow"), arrow_table(emails, EMAIL_COLUMNS))
+    if attachments:
+        put("attachments.ndjson.gz", gzip_bytes(ndjson_lines(attachments, ATTACHMENT_FIELDS)))
+        put("attachments.csv.gz", gzip_bytes(csv_lines(attachments, ATTACHMENT_FIELDS)))
+    if errors:
+        put("errors.ndjson", b"".join(orjson.dumps(e) + b"\n" for e in errors))
+
+
+__all__ = ["WorkerContext", "ShardResult", "init_worker", "run_shard", "part_path", "PART_KINDS"]

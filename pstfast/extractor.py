@@ -201,7 +201,11 @@ def _run(ctx: WorkerContext, shards: Sequence[Shard], n_workers: int, bar: Progr
                 bar.update(shard.items)
         else:
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context(method),
+            context = multiprocessing.get_context(method)
+            if method == "forkserver":
+                # import numba, pyarrow and the kernels once in the fork server, not per worker
+                context.set_forkserver_preload(["pstfast.worker"])
+            with ProcessPoolExecutor(n_workers, mp_context=context,
                                      initializer=init_worker, initargs=(ctx,)) as pool:
                 futures = {pool.submit(run_shard, shard): shard for shard in shards}
                 for future in as_completed(futures):

@@ -317,7 +317,9 @@ class Headers:
     _parsed: Any = None
 
     def get(self, name: str) -> str | None:
-        if not self.text:
+        # most lookups are for a header that is absent: skip the parse when the name
+        # does not occur at all (case-insensitively) in the text
+        if not self.text or name.lower() not in self.text.lower():
             return None
         if self._parsed is None:
             self._parsed = HeaderParser().parsestr(self.text, headersonly=True)

@@ -28,6 +28,21 @@ _LAZY = {
     "synth": "pstfast.synth",
     "damage": "pstfast.damage",
     "inspect_pst": "pstfast.inspect",
+    "extract": "pstfast.extractor",
+    "Manifest": "pstfast.manifest",
+    "read_manifest": "pstfast.manifest",
+    "verify_manifest": "pstfast.manifest",
+    # module names differ from the function names on purpose: importing pstfast.load
+    # would otherwise replace the function pstfast.load with the module
+    "load": "pstfast.loader",
+    "thread": "pstfast.threader",
+    "dedupe": "pstfast.deduper",
+    "index": "pstfast.indexer",
+    "search": "pstfast.searcher",
+    "migrate": "pstfast.migrations",
+    "run_stage": "pstfast.stages",
+    "run": "pstfast.runner",
+    "submit": "pstfast.queue",
 }
 
 __all__ = [

@@ -161,6 +161,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0 if stats.released == 0 else EXIT_TRANSIENT
 
 
+def _cmd_shadow(args: argparse.Namespace) -> int:
+    from .shadow import shadow
+
+    report = shadow(args.source, v2_prefix=args.v2_out, workers=args.workers)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every ``pstfast`` command."""
     parser = argparse.ArgumentParser(
@@ -289,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-exit", type=float, metavar="SECONDS", help="stop after the queue was empty this long")
     p.add_argument("--dlq", help="dead-letter queue URL (default: the queue's RedrivePolicy target)")
     p.set_defaults(handler=_cmd_worker)
+
+    p = sub.add_parser("shadow", help="shadow run: legacy (pypff, one process) vs V2 on the same PST; exit 1 on a mismatch")
+    p.add_argument("source", help="PST path or s3:// URL")
+    p.add_argument("--v2-out", metavar="PREFIX", help="compare an existing V2 output folder instead of extracting now")
+    p.add_argument("--workers", type=_positive_int, help="V2 extractor processes")
+    p.set_defaults(handler=_cmd_shadow)
 
     return parser
 

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS {emails};
+DROP TABLE IF EXISTS {attachments};

@@ -1,0 +1,80 @@
+"""batch/entrypoint.sh as a plain command (CI has no Docker engine): what every Batch job runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline_support import REPO
+
+ENTRYPOINT = REPO / "batch" / "entrypoint.sh"
+
+
+def run_entrypoint(args: list[str], scratch: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    bindir = str(Path(sys.executable).parent)
+    full_env = {**os.environ, "PSTFAST_SCRATCH": str(scratch), "PATH": bindir + os.pathsep + os.environ["PATH"], **env}
+    return subprocess.run(["bash", str(ENTRYPOINT), *args], env=full_env, capture_output=True, text=True, timeout=300)
+
+
+def test_dockerfile_warms_numba_and_uses_the_entrypoint() -> None:
+    text = (REPO / "batch" / "Dockerfile").read_text()
+    assert 'python -c "import pstfast.kernels as k; k.warm_up()"' in text
+    assert "NUMBA_CACHE_DIR" in text and "ENTRYPOINT" in text and "entrypoint.sh" in text
+    import pstfast.kernels as kernels
+
+    assert callable(kernels.warm_up)
+
+
+def test_per_job_scratch_folder_is_exported_and_removed(tmp_path: Path) -> None:
+    proc = run_entrypoint(["-0"], tmp_path, PSTFAST_BIN="env", AWS_BATCH_JOB_ID="job-1")
+    assert proc.returncode == 0, proc.stderr
+    env = dict(item.split("=", 1) for item in proc.stdout.split("\0") if "=" in item)
+    job_dir = Path(env["PSTFAST_SCRATCH"])
+    assert job_dir.parent == tmp_path and job_dir.name.startswith("pstfast-job-job-1.")
+    assert not job_dir.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_runs_pstfast(tmp_path: Path) -> None:
+    proc = run_entrypoint(["--version"], tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("pstfast ")
+
+
+def test_bad_arguments_keep_their_exit_code(tmp_path: Path) -> None:
+    proc = run_entrypoint(["stage"], tmp_path)
+    assert proc.returncode == 2
+
+
+@pytest.fixture(scope="module")
+def truncated_pst(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pstfast.synth import SynthOptions, synth
+
+    folder = tmp_path_factory.mktemp("pst")
+    good = folder / "good.pst"
+    synth(good, options=SynthOptions(messages=10, seed=2))
+    bad = folder / "truncated.pst"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    return bad
+
+
+def test_rejected_input_exits_zero_with_rejected_manifest(truncated_pst: Path, tmp_path: Path, pg_dsn: str) -> None:
+    out = tmp_path / "out"
+    proc = run_entrypoint(
+        ["stage", "extract", "--pst-file-id", "bad1", "--project-id", "p", "--source", str(truncated_pst),
+         "--out", str(out), "--db", pg_dsn], tmp_path / "scratch")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "pst-v2" / "bad1" / "stages" / "extract" / "manifest.json").read_text())
+    assert manifest["status"] == "rejected"
+
+
+def test_transient_failure_exits_75(truncated_pst: Path, tmp_path: Path) -> None:
+    good = truncated_pst.parent / "good.pst"
+    proc = run_entrypoint(
+        ["stage", "extract", "--pst-file-id", "g1", "--project-id", "p", "--source", str(good),
+         "--out", str(tmp_path / "out"), "--db", "postgresql://pstfast@127.0.0.1:1/none?connect_timeout=2"],
+        tmp_path / "scratch")
+    assert proc.returncode == 75, proc.stderr

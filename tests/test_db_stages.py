@@ -1,0 +1,63 @@
+"""`pstfast stage <name>` for all five stages: manifests, logs, stage_runs, pst_files.status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+from conftest import corpus_pst
+
+from pstfast.cli import main
+
+
+def _status(dsn: str, pst: str) -> tuple:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT status, error, error_kind, failed_stage FROM pst_files WHERE pst_file_id = %s",
+                            (pst,)).fetchone()
+
+
+def test_all_five_stages_through_the_cli(tmp_path: Path, pg_dsn: str, capsys) -> None:
+    pst = corpus_pst("pstsdk-submessage.pst")
+    out = tmp_path / "out"
+    common = ["--pst-file-id", "sub1", "--project-id", "pj", "--source", str(pst), "--out", str(out), "--db", pg_dsn]
+    seen = []
+    for stage, status in (("extract", "extracted"), ("load", "loaded"), ("thread", "threaded"),
+                          ("dedupe", "deduped"), ("index", "indexed")):
+        assert main(["stage", stage, *common]) == 0, capsys.readouterr().err
+        assert _status(pg_dsn, "sub1") == (status, None, None, None)
+        folder = out / "pst-v2" / "sub1" / "stages" / stage
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["status"] == "succeeded" and manifest["attempt"] == 1
+        assert manifest["pst_file_id"] == "sub1" and manifest["seconds"] >= 0
+        events = [json.loads(x)["event"] for x in (folder / "log.ndjson").read_text().splitlines()]
+        assert events == ["started", "succeeded"]
+        seen.append(manifest)
+    assert seen[1]["counts"]["emails"] == 2 and seen[1]["counts"]["attachments"] == 1
+    assert seen[4]["counts"]["documents"] == 2
+    # a rerun is attempt 2 and changes nothing
+    assert main(["stage", "load", *common]) == 0
+    manifest = json.loads((out / "pst-v2" / "sub1" / "stages" / "load" / "manifest.json").read_text())
+    assert manifest["attempt"] == 2
+    with psycopg.connect(pg_dsn) as conn:
+        runs = conn.execute("SELECT stage, attempt, status FROM stage_runs ORDER BY stage_run_id").fetchall()
+    assert runs == [("extract", 1, "succeeded"), ("load", 1, "succeeded"), ("thread", 1, "succeeded"),
+                    ("dedupe", 1, "succeeded"), ("index", 1, "succeeded"), ("load", 2, "succeeded")]
+
+
+def test_terminal_failure_is_rejected_and_marks_failed(tmp_path: Path, pg_dsn: str, capsys) -> None:
+    bad = tmp_path / "not-a.pst"
+    bad.write_bytes(b"this is not a PST file" * 100)
+    out = tmp_path / "out"
+    code = main(["stage", "extract", "--pst-file-id", "bad1", "--project-id", "pj", "--source", str(bad),
+                 "--out", str(out), "--db", pg_dsn])
+    assert code == 65  # EXIT_INPUT
+    status, error, kind, stage = _status(pg_dsn, "bad1")
+    assert (status, stage) == ("failed", "extract") and error and kind
+    manifest = json.loads((out / "pst-v2" / "bad1" / "stages" / "extract" / "manifest.json").read_text())
+    assert manifest["status"] == "rejected" and manifest["error"] == error
+    # load without an extract: no manifest -> rejected, failed
+    code = main(["stage", "load", "--pst-file-id", "bad2", "--project-id", "pj", "--out", str(out), "--db", pg_dsn])
+    assert code == 65
+    assert _status(pg_dsn, "bad2")[0] == "failed"
+    assert "no manifest" in capsys.readouterr().err

@@ -71,12 +71,12 @@ def route_for(project_id: str, db: str | None = None) -> str:
     dsn = config.database_url(db)
     if dsn is None:
         return "v2"
-    from .db import connection
+    from .db import connection, sql_text
     from .migrations import apply_migrations
 
     with connection(dsn) as conn:
         apply_migrations(conn)
-        row = conn.execute("SELECT pipeline FROM pipeline_routes WHERE project_id = %s", (project_id,)).fetchone()
+        row = conn.execute(sql_text("pipeline_route.sql"), (project_id,)).fetchone()
     return str(row[0]) if row else "v2"
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from . import storage
+from . import config, storage
 from .errors import InputError, PstfastError
 
 STAGES = ("extract", "load", "thread", "dedupe", "index")
@@ -232,6 +232,11 @@ class StageRun:
             # the work is done but could not be recorded: report the attempt as failed
             r.status, r.error, r.error_kind = "failed", str(db_error), db_error.kind
         write_stage_manifest(self.root, r)
+        if os.environ.get("AWS_BATCH_JOB_ID") or config.env("METRICS") == "emf":
+            # in Batch, stdout is CloudWatch Logs: one EMF line becomes the stage's metrics
+            from .metrics import emit
+
+            emit(r)
         append_log(self.root, r.pst_file_id, r.stage, {
             "event": r.status, "attempt": r.attempt, "seconds": r.seconds, "counts": r.counts,
             "error": r.error, "error_kind": r.error_kind,

@@ -61,3 +61,18 @@ def test_terminal_failure_is_rejected_and_marks_failed(tmp_path: Path, pg_dsn: s
     assert code == 65
     assert _status(pg_dsn, "bad2")[0] == "failed"
     assert "no manifest" in capsys.readouterr().err
+
+
+def test_stages_print_emf_metrics_in_batch(tmp_path: Path, pg_dsn: str, capsys, monkeypatch) -> None:
+    pst = corpus_pst("pstsdk-sample1.pst")
+    out = tmp_path / "out"
+    common = ["--pst-file-id", "emf1", "--project-id", "pj", "--source", str(pst), "--out", str(out), "--db", pg_dsn]
+    assert main(["stage", "extract", *common]) == 0
+    assert '"_aws"' not in capsys.readouterr().out  # quiet outside Batch
+    monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-1")
+    assert main(["stage", "load", *common]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    emf = [x for x in lines if "_aws" in x]
+    assert len(emf) == 1 and emf[0]["Stage"] == "load" and emf[0]["status"] == "succeeded"
+    manifest = json.loads((out / "pst-v2" / "emf1" / "stages" / "load" / "manifest.json").read_text())
+    assert emf[0]["Rows"] == manifest["metrics"]["rows"] == 1

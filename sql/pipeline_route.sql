@@ -1,0 +1,1 @@
+SELECT pipeline FROM pipeline_routes WHERE project_id = %s

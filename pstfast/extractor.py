@@ -18,8 +18,9 @@ import re
 import shutil
 import tempfile
 import time
+from typing import Any
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,17 +85,26 @@ def extract(
         raise StorageError(f"{scratch_root}: cannot create scratch folder: {exc.strerror or exc}") from exc
     try:
         t = time.perf_counter()
-        pst_input = _fetch(source, work)
+        local, name = _fetch(source, work)
         timings["fetch"] = time.perf_counter() - t
+
+        # hash the input (hashlib releases the GIL) while libpff opens it and we plan
+        with ThreadPoolExecutor(1) as hasher:
+            hashing = hasher.submit(_hash, source, local)
+            t = time.perf_counter()
+            pst = open_pst(local)
+            folders, folder_failures = list_folders(pst)
+            shards = plan_shards(folders, items_per_shard)
+            timings["plan"] = time.perf_counter() - t
+            t = time.perf_counter()
+            sha256, size = hashing.result()
+            timings["hash_wait"] = time.perf_counter() - t
+        pst_input = _Input(local, sha256, size, name)
+        if n_workers > 1 and len(shards) > 1:
+            del pst  # workers open their own handles; none crosses a process boundary
+            pst = None
         pst_file_id = pst_file_id or pst_input.sha256[:16]
         prefix = storage.output_prefix(out, pst_file_id)
-
-        t = time.perf_counter()
-        pst = open_pst(pst_input.local)
-        folders, folder_failures = list_folders(pst)
-        del pst  # closed before the pool starts; workers open their own handles
-        shards = plan_shards(folders, items_per_shard)
-        timings["plan"] = time.perf_counter() - t
 
         stage = Path(prefix) if not storage.is_s3(prefix) else work / "out"
         _prepare_stage(stage, prefix)
@@ -106,7 +116,7 @@ def extract(
         t = time.perf_counter()
         total_items = sum(s.items for s in shards)
         bar = Progress(total_items, enabled=progress)
-        results = _run(ctx, shards, n_workers, bar)
+        results = _run(ctx, shards, n_workers, bar, pst)
         bar.close()
         timings["extract"] = time.perf_counter() - t
 
@@ -153,17 +163,21 @@ def extract(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _fetch(source: str, work: Path) -> _Input:
-    """A local, seekable copy of the input with its sha256 and size."""
+def _fetch(source: str, work: Path) -> tuple[Path, str]:
+    """A local, seekable copy of the input and its file name."""
     name = source.rstrip("/").rsplit("/", 1)[-1]
     if storage.is_s3(source):
-        local = storage.download(source, work / "input.pst")
-    else:
-        local = Path(source)
-        if not local.exists():
-            raise InputError(f"{source}: no such file")
-        if not local.is_file():
-            raise InputError(f"{source}: not a file")
+        return storage.download(source, work / "input.pst"), name
+    local = Path(source)
+    if not local.exists():
+        raise InputError(f"{source}: no such file")
+    if not local.is_file():
+        raise InputError(f"{source}: not a file")
+    return local, name
+
+
+def _hash(source: str, local: Path) -> tuple[str, int]:
+    """sha256 and size of the input."""
     digest = hashlib.sha256()
     size = 0
     try:
@@ -173,7 +187,7 @@ def _fetch(source: str, work: Path) -> _Input:
                 size += len(chunk)
     except OSError as exc:
         raise StorageError(f"{source}: cannot read: {exc.strerror or exc}") from exc
-    return _Input(local, digest.hexdigest(), size, name)
+    return digest.hexdigest(), size
 
 
 def _prepare_stage(stage: Path, prefix: str) -> None:
@@ -189,13 +203,13 @@ def _prepare_stage(stage: Path, prefix: str) -> None:
         storage.remove(storage.join(prefix, MANIFEST_NAME))
 
 
-def _run(ctx: WorkerContext, shards: Sequence[Shard], n_workers: int, bar: Progress) -> list[ShardResult]:
-    """Run every shard; in-process for one worker, else on a forkserver process pool."""
+def _run(ctx: WorkerContext, shards: Sequence[Shard], n_workers: int, bar: Progress, pst: Any = None) -> list[ShardResult]:
+    """Run every shard; in-process for one worker (reusing *pst*), else on a forkserver pool."""
     results: dict[int, ShardResult] = {}
     n_workers = min(n_workers, len(shards))
     try:
         if n_workers <= 1:
-            init_worker(ctx)
+            init_worker(ctx, pst)
             for shard in shards:
                 results[shard.index] = run_shard(shard)
                 bar.update(shard.items)

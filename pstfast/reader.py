@@ -540,9 +540,7 @@ class ItemReader:
 
     def _recipients(self, item: Any, codec: str) -> dict[str, list[dict[str, str | None]]]:
         out: dict[str, list[dict[str, str | None]]] = {"to": [], "cc": [], "bcc": []}
-        if not hasattr(item, "recipients"):
-            return out
-        table = item.recipients
+        table = getattr(item, "recipients", None)  # reads the table: once, not twice
         if table is None:
             return out
         for record_set in table.record_sets:

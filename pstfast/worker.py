@@ -70,11 +70,11 @@ def part_path(parts_dir: str | Path, index: int, kind: str) -> Path:
     return Path(parts_dir) / f"{index:06d}.{kind}"
 
 
-def init_worker(ctx: WorkerContext) -> None:
-    """Pool initializer: open the PST once for this process and load the kernels."""
+def init_worker(ctx: WorkerContext, pst: Any = None) -> None:
+    """Pool initializer: open the PST once for this process (unless given) and load the kernels."""
     _STATE.clear()
     _STATE["ctx"] = ctx
-    _STATE["reader"] = ItemReader(open_pst(ctx.pst_path))
+    _STATE["reader"] = ItemReader(pst if pst is not None else open_pst(ctx.pst_path))
     kernels.warm_up()
 
 

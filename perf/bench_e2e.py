@@ -1,0 +1,215 @@
+"""End to end, side by side in one run: ``pstfast run`` vs the legacy ORM baseline.
+
+For each size in ``PSTFAST_PERF_SIZES`` (default ``20000,100000`` messages; the full run
+adds a middle size for the scaling model's check: ``20000,50000,100000``; the PSTs come
+from the on-disk cache of perf/corpus.py):
+
+* ``test_e2e_pstfast[<size>-w<W>]``: ``pstfast run PST --out ROOT --db DSN`` (extract ->
+  load -> thread -> dedupe -> index) in a subprocess with ``PSTFAST_WORKERS=W`` for each W
+  in ``PSTFAST_PERF_WORKERS`` (default ``1,2``), into a fresh database each round;
+* ``test_e2e_legacy[<size>]``: ``python -m perf.legacy`` (pypff, one process, an ORM
+  ``session.add`` + commit per row) into a fresh database with the same schema, at the
+  smallest and largest size (``PSTFAST_PERF_LEGACY_SIZES`` overrides).
+
+The legacy baseline runs on the whole PST up to ``PSTFAST_PERF_LEGACY_FULL_MAX`` messages
+(default 20000). Above that it runs on the first N messages for each N in
+``PSTFAST_PERF_LEGACY_SAMPLES`` (default ``5000,10000``): the timed round is the largest
+sample, so the rate compared (messages/s) is measured, not scaled; ``extra_info`` records
+each sample's seconds per message, ``legacy_linearity`` (largest / smallest sample's
+per-message time; 1.0 = exactly linear), ``legacy_projected_seconds`` for the whole PST
+(labelled projection) and ``legacy_mode = "sampled"``. Rounds: ``PSTFAST_PERF_ROUNDS`` (default 1: these are minutes long).
+
+Every entry's ``extra_info``: messages, pst_mb, messages_per_s, mb_per_s, per-stage seconds
+(pstfast), peak RSS of the main process and of the largest child, and (via perf/conftest.py)
+``ratio_vs_legacy_orm`` / ``ratio_vs_1_worker``.
+
+Run: ``python -m pytest perf/bench_e2e.py --benchmark-enable -q --benchmark-storage=perf/results --benchmark-save=e2e``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from perf import corpus, measure
+
+SIZES = corpus.sizes()
+WORKERS = [int(x) for x in os.environ.get("PSTFAST_PERF_WORKERS", "1,2").split(",")]
+ROUNDS = int(os.environ.get("PSTFAST_PERF_ROUNDS", "1"))
+LEGACY_FULL_MAX = int(os.environ.get("PSTFAST_PERF_LEGACY_FULL_MAX", "20000"))
+LEGACY_SAMPLES = [int(x) for x in os.environ.get("PSTFAST_PERF_LEGACY_SAMPLES", "5000,10000").split(",")]
+# the legacy baseline runs at the smallest and largest size unless told otherwise (a middle
+# size only serves the scaling model's check)
+LEGACY_SIZES = [int(x) for x in os.environ.get("PSTFAST_PERF_LEGACY_SIZES", "").split(",") if x.strip()] or \
+    sorted({min(SIZES), max(SIZES)})
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """A PostgreSQL server: ``PSTFAST_TEST_DATABASE_URL``, else an embedded one in a temp folder."""
+    url = os.environ.get("PSTFAST_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pgserver
+
+    srv = pgserver.get_server(Path(tempfile.mkdtemp(prefix="pstfast-perf-pg-")) / "data", cleanup_mode="delete")
+    yield str(srv.get_uri())
+    srv.cleanup()
+
+
+class Databases:
+    """Fresh, migrated databases on one server (dropped at the end)."""
+
+    def __init__(self, server: str) -> None:
+        self.server, self.names = server, []
+
+    def fresh(self) -> str:
+        from pstfast.migrations import migrate
+
+        name = f"pstfast_perf_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.names.append(name)
+        dsn = make_conninfo(self.server, dbname=name)
+        migrate(dsn)
+        return dsn
+
+    def drop(self, dsn: str) -> None:
+        name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            for name in self.names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def dbs(server: str) -> Iterator[Databases]:
+    d = Databases(server)
+    yield d
+    d.drop_all()
+
+
+@pytest.fixture(scope="module")
+def psts() -> dict[int, corpus.BenchPst]:
+    return {n: corpus.bench_pst(n) for n in SIZES}
+
+
+def _env(workers: int | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PSTFAST_DATABASE_URL",)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+    if workers is not None:
+        env["PSTFAST_WORKERS"] = str(workers)
+    return env
+
+
+def pstfast_run(pst: Path, out: Path, dsn: str, workers: int) -> tuple[measure.Measured, dict[str, Any]]:
+    """``pstfast run`` in a subprocess; the measurement and its ``--json`` result."""
+    argv = [sys.executable, "-m", "pstfast.cli", "run", str(pst), "--out", str(out), "--db", dsn,
+            "--project-id", "perf", "--pst-file-id", "perf", "--json"]
+    m = measure.run(argv, env=_env(workers)).check()
+    result = json.loads(m.stdout.strip().splitlines()[-1])
+    if result["status"] != "succeeded":
+        raise RuntimeError(f"pstfast run failed: {result['error']}")
+    return m, result
+
+
+def legacy_run(pst: Path, dsn: str, attachments: Path, limit: int | None = None) -> tuple[measure.Measured, dict]:
+    """``python -m perf.legacy`` in a subprocess; the measurement and its JSON result."""
+    argv = [sys.executable, "-m", "perf.legacy", str(pst), "--db", dsn, "--attachments", str(attachments)]
+    if limit is not None:
+        argv += ["--limit", str(limit)]
+    m = measure.run(argv, env=_env(), cwd=str(_ROOT)).check()
+    return m, json.loads(m.stdout.strip().splitlines()[-1])
+
+
+def _throughput(benchmark: Any, pst: corpus.BenchPst, seconds: float, messages: int) -> None:
+    benchmark.extra_info.update(
+        messages=messages, pst_messages=pst.messages, pst_mb=round(pst.mb, 1),
+        messages_per_s=round(messages / seconds, 1), mb_per_s=round(pst.mb / seconds, 2))
+
+
+@pytest.mark.benchmark(group="e2e")
+@pytest.mark.parametrize("workers", WORKERS, ids=lambda w: f"w{w}")
+@pytest.mark.parametrize("size", SIZES)
+def test_e2e_pstfast(benchmark: Any, dbs: Databases, psts: dict[int, corpus.BenchPst], tmp_path: Path,
+                     size: int, workers: int) -> None:
+    pst = psts[size]
+    state: dict[str, Any] = {}
+    runs: list[tuple[measure.Measured, dict[str, Any]]] = []
+
+    def setup() -> None:
+        if "dsn" in state:
+            dbs.drop(state["dsn"])
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        state["dsn"] = dbs.fresh()
+
+    benchmark.pedantic(lambda: runs.append(pstfast_run(pst.path, tmp_path / "out", state["dsn"], workers)),
+                       setup=setup, rounds=ROUNDS, iterations=1)
+    m, result = runs[-1]
+    counts = result["counts"]
+    _throughput(benchmark, pst, benchmark.stats.stats.median, counts["emails"])
+    benchmark.extra_info.update(
+        workers=workers, counts=counts, stage_seconds={s["stage"]: s["seconds"] for s in result["stages"]},
+        **m.rss_info())
+    shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+@pytest.mark.benchmark(group="e2e")
+@pytest.mark.parametrize("size", LEGACY_SIZES)
+def test_e2e_legacy(benchmark: Any, dbs: Databases, psts: dict[int, corpus.BenchPst], tmp_path: Path,
+                    size: int) -> None:
+    pst = psts[size]
+    if size <= LEGACY_FULL_MAX:
+        state: dict[str, Any] = {}
+        runs: list[tuple[measure.Measured, dict]] = []
+
+        def setup() -> None:
+            if "dsn" in state:
+                dbs.drop(state["dsn"])
+            shutil.rmtree(tmp_path / "att", ignore_errors=True)
+            state["dsn"] = dbs.fresh()
+
+        benchmark.pedantic(lambda: runs.append(legacy_run(pst.path, state["dsn"], tmp_path / "att")),
+                           setup=setup, rounds=ROUNDS, iterations=1)
+        m, result = runs[-1]
+        # the same message count as pstfast's rows, so messages/s compare like for like
+        _throughput(benchmark, pst, benchmark.stats.stats.median, result["emails"])
+        benchmark.extra_info.update(legacy_mode="full", legacy_rows=result, **m.rss_info())
+        return
+
+    # sampled: the first N messages for each N (the largest one is the timed round); the
+    # rate compared is the measured one, the whole-PST time is a labelled projection
+    samples: dict[int, tuple[measure.Measured, dict]] = {}
+    *smaller, big = sorted(LEGACY_SAMPLES)
+    for n in smaller:
+        dsn = dbs.fresh()
+        samples[n] = legacy_run(pst.path, dsn, tmp_path / f"att{n}", limit=n)
+        dbs.drop(dsn)
+    target = {"dsn": dbs.fresh()}
+    benchmark.pedantic(lambda: samples.__setitem__(big, legacy_run(pst.path, target["dsn"], tmp_path / "att", big)),
+                       rounds=1, iterations=1)
+    per_msg = {n: m.seconds / r["top_level"] for n, (m, r) in samples.items()}
+    _throughput(benchmark, pst, benchmark.stats.stats.median, samples[big][1]["emails"])
+    benchmark.extra_info.update(
+        legacy_mode="sampled",
+        legacy_samples={str(n): {"messages": r["top_level"], "seconds": round(m.seconds, 2),
+                                 "s_per_message": round(per_msg[n], 6)} for n, (m, r) in samples.items()},
+        legacy_linearity=round(per_msg[big] / per_msg[min(samples)], 3) if len(samples) > 1 else None,
+        legacy_projected_seconds=round(per_msg[big] * pst.messages, 1),
+        **samples[big][0].rss_info())

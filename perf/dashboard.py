@@ -1,0 +1,296 @@
+"""The perf dashboard: a static HTML page and PNG charts from the benchmark history.
+
+``python -m perf.dashboard [--results perf/results] [--out perf/results/dashboard]`` (or
+``pstfast perf-dashboard``) reads every pytest-benchmark JSON under the results folder
+(one file per run, with machine info and commit id) and writes:
+
+* ``throughput.png``: messages (rows, values) per second of each benchmark, run by run
+  (x axis: commit and time), one panel per suite;
+* ``ratios.png`` and the ratio table: each benchmark against its baseline
+  (perf/ratios.py), from the latest run that measured both;
+* ``scaling.png``: ``pstfast run`` wall time vs PST size per worker count, the legacy
+  baseline, and the scaling model (perf/scaling.py) with its held-out check;
+* ``dashboard.png``: the three in one image (the README embeds it);
+* ``index.html``: the page, with the tables (ratios, model check, Batch projection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from perf import ratios, scaling
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SUITES = ("e2e", "extract", "load", "kernels")
+
+
+@dataclass
+class Run:
+    path: Path
+    when: dt.datetime
+    commit: str
+    dirty: bool
+    machine: str
+    benchmarks: list[dict[str, Any]]
+
+    @property
+    def label(self) -> str:
+        return f"{self.commit[:7]}{'+' if self.dirty else ''}\n{self.when:%m-%d %H:%M}"
+
+
+def suite_of(bench: dict[str, Any]) -> str:
+    name = bench["fullname"].rsplit("/", 1)[-1]
+    return name.split("::")[0].removeprefix("bench_").removesuffix(".py")
+
+
+def load_runs(results: Path = RESULTS) -> list[Run]:
+    """Every benchmark JSON under *results*, oldest first (the dashboard folder skipped)."""
+    runs = []
+    for path in sorted(results.rglob("*.json")):
+        if "dashboard" in path.parts:
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"{path}: not a benchmark JSON ({exc})") from exc
+        if not data.get("benchmarks"):
+            continue
+        commit = data.get("commit_info") or {}
+        when = dt.datetime.fromisoformat(data["datetime"].replace("Z", "+00:00"))
+        machine = data.get("machine_info") or {}
+        cpu = (machine.get("cpu") or {}).get("brand_raw") or machine.get("processor") or "?"
+        benches = data["benchmarks"]
+        ratios.annotate(benches)  # older files get the current rules too
+        runs.append(Run(path, when, str(commit.get("id") or "unknown"), bool(commit.get("dirty")),
+                        f"{machine.get('node', '?')} / {cpu}", benches))
+    runs.sort(key=lambda r: r.when)
+    return runs
+
+
+def latest(runs: list[Run]) -> dict[str, dict[str, Any]]:
+    """The most recent result of every benchmark (by short full name)."""
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for b in run.benchmarks:
+            out[b["fullname"].rsplit("/", 1)[-1]] = b
+    return out
+
+
+def ratio_table(runs: list[Run]) -> list[dict[str, Any]]:
+    """Benchmark vs baseline, from the latest run holding both."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for run in runs:
+        for bench, base, label in ratios.pairs(run.benchmarks):
+            rows[(bench["name"], label)] = {
+                "suite": suite_of(bench), "benchmark": bench["name"], "baseline": label,
+                "baseline_name": base["name"], "rate": ratios.rate(bench), "baseline_rate": ratios.rate(base),
+                "ratio": ratios.rate(bench) / ratios.rate(base) if ratios.rate(base) else float("nan"),
+                "commit": run.commit[:7], "sampled": (base.get("extra_info") or {}).get("legacy_mode") == "sampled",
+            }
+    return sorted(rows.values(), key=lambda r: (SUITES.index(r["suite"]) if r["suite"] in SUITES else 9,
+                                                r["benchmark"], r["baseline"]))
+
+
+def _plot_throughput(ax_by_suite: dict[str, Any], runs: list[Run]) -> None:
+    labels = [r.label for r in runs]
+    for suite, ax in ax_by_suite.items():
+        names = sorted({b["name"] for r in runs for b in r.benchmarks if suite_of(b) == suite})
+        for name in names:
+            xs, ys = [], []
+            for i, run in enumerate(runs):
+                for b in run.benchmarks:
+                    if b["name"] == name and suite_of(b) == suite:
+                        xs.append(i)
+                        ys.append(ratios.rate(b))
+            if ys:
+                ax.plot(xs, ys, marker="o", label=name.removeprefix("test_"))
+        ax.set_title(f"{suite}: throughput per run")
+        ax.set_yscale("log")
+        ax.set_ylabel("items/s (log)")
+        ax.set_xticks(range(len(runs)), labels, fontsize=6)
+        ax.grid(True, which="both", alpha=0.3)
+        if names:
+            ax.legend(fontsize=5, ncol=2)
+
+
+def _plot_ratios(ax: Any, table: list[dict[str, Any]]) -> None:
+    rows = [r for r in table if r["ratio"] == r["ratio"]]
+    labels = [f"{r['benchmark'].removeprefix('test_')} vs {r['baseline']}{' (sampled)' if r['sampled'] else ''}"
+              for r in rows]
+    values = [r["ratio"] for r in rows]
+    colors = ["tab:green" if v >= 1 else "tab:red" for v in values]
+    ax.barh(range(len(rows)), values, color=colors)
+    ax.set_yticks(range(len(rows)), labels, fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", lw=0.8)
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:.2f}x", va="center", fontsize=6)
+    ax.set_title("speed-up vs baseline (latest run; >1 = faster)")
+
+
+def _plot_scaling(ax: Any, runs: list[Run]) -> dict[str, Any]:
+    benches = list(latest(runs).values())
+    pts = scaling.points(benches)
+    info: dict[str, Any] = {"points": len(pts)}
+    for w in sorted({p.workers for p in pts}):
+        sel = sorted((p for p in pts if p.workers == w), key=lambda p: p.size)
+        ax.plot([p.size for p in sel], [p.total for p in sel], "o", label=f"pstfast run, {w} worker(s), measured")
+    legacy = [b for b in benches if b["name"].startswith("test_e2e_legacy")]
+    for b in legacy:
+        info_b = b.get("extra_info") or {}
+        if info_b.get("legacy_mode") == "sampled":
+            ax.plot([info_b["pst_messages"]], [info_b["legacy_projected_seconds"]], "x", color="tab:red", ms=8)
+        else:
+            ax.plot([info_b["messages"]], [b["stats"]["median"]], "s", color="tab:red")
+    if legacy:
+        ax.plot([], [], "s", color="tab:red", label="legacy ORM (square: measured, x: sampled projection)")
+    if len({p.size for p in pts}) >= 2:
+        model, held = scaling.fit(pts)
+        top = max(p.size for p in pts)
+        xs = [top * i / 50 for i in range(1, 51)]
+        for w in sorted({p.workers for p in pts}):
+            ax.plot(xs, [model.total(x, w) for x in xs], "--", lw=0.8, label=f"model, {w} worker(s)")
+        for p in held:
+            ax.annotate(f"held out: {scaling.check(model, [p])[0]['error_pct']:+.0f}%", (p.size, p.total),
+                        fontsize=6, textcoords="offset points", xytext=(-60, 8))
+        info.update(model=model, check=scaling.check(model, held), projection=scaling.projection(model))
+    ax.set_xlabel("messages in the PST")
+    ax.set_ylabel("wall seconds")
+    ax.set_title("end to end: wall time vs PST size")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6)
+    return info
+
+
+def build(results: Path = RESULTS, out: Path | None = None) -> Path:
+    """Write the charts and ``index.html``; return the page's path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = out or results / "dashboard"
+    out.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(results)
+    if not runs:
+        raise SystemExit(f"no benchmark results under {results} (run the suite with --benchmark-save; see perf/README.md)")
+    suites = [s for s in SUITES if any(suite_of(b) == s for r in runs for b in r.benchmarks)]
+    table = ratio_table(runs)
+
+    fig, axes = plt.subplots(len(suites), 1, figsize=(10, 3.2 * len(suites)), squeeze=False)
+    _plot_throughput({s: axes[i][0] for i, s in enumerate(suites)}, runs)
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 0.3 * len(table) + 1.2))
+    _plot_ratios(ax, table)
+    fig.tight_layout()
+    fig.savefig(out / "ratios.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    model_info = _plot_scaling(ax, runs)
+    fig.tight_layout()
+    fig.savefig(out / "scaling.png", dpi=110)
+    plt.close(fig)
+
+    fig = plt.figure(figsize=(16, 11))
+    grid = fig.add_gridspec(2, 2)
+    _plot_ratios(fig.add_subplot(grid[0, 0]), table)
+    _plot_scaling(fig.add_subplot(grid[0, 1]), runs)
+    tp_axes = {}
+    sub = grid[1, :].subgridspec(1, max(len(suites), 1))
+    for i, s in enumerate(suites):
+        tp_axes[s] = fig.add_subplot(sub[0, i])
+    _plot_throughput(tp_axes, runs)
+    fig.suptitle(f"pstfast perf: {len(runs)} runs, latest {runs[-1].commit[:7]} at {runs[-1].when:%Y-%m-%d %H:%M} "
+                 f"on {runs[-1].machine}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "dashboard.png", dpi=100)
+    plt.close(fig)
+
+    page = out / "index.html"
+    page.write_text(_html(runs, table, model_info), encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(_summary(runs, table, model_info), indent=1, default=str))
+    return page
+
+
+def _summary(runs: list[Run], table: list[dict[str, Any]], model_info: dict[str, Any]) -> dict[str, Any]:
+    model = model_info.get("model")
+    return {"runs": [{"file": str(r.path.name), "commit": r.commit, "when": r.when.isoformat()} for r in runs],
+            "ratios": table, "model": model.__dict__ if model else None,
+            "serial_fraction": model.serial_fraction if model else None,
+            "check": model_info.get("check"), "projection": model_info.get("projection")}
+
+
+def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    head = "".join(f"<th>{html.escape(t)}</th>" for _, t in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k)))}</td>" for k, _ in columns) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return "" if value is None else str(value)
+
+
+def _html(runs: list[Run], table: list[dict[str, Any]], model_info: dict[str, Any]) -> str:
+    model = model_info.get("model")
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>pstfast perf</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "img{max-width:100%}</style></head><body>",
+        "<h1>pstfast performance</h1>",
+        f"<p>{len(runs)} runs from <code>perf/results</code>; latest: commit <code>{runs[-1].commit[:12]}</code> "
+        f"at {runs[-1].when:%Y-%m-%d %H:%M} UTC on {html.escape(runs[-1].machine)}.</p>",
+        "<h2>Speed-up vs baselines</h2><img src='ratios.png'>",
+        _table(table, [("suite", "suite"), ("benchmark", "benchmark"), ("baseline", "baseline"),
+                       ("rate", "items/s"), ("baseline_rate", "baseline items/s"), ("ratio", "ratio"),
+                       ("sampled", "baseline sampled"), ("commit", "commit")]),
+        "<h2>End-to-end scaling</h2><img src='scaling.png'>",
+    ]
+    if model:
+        parts.append(
+            f"<p>Model (fitted on sizes {model.fitted_on}): extract = {model.e0:.1f} s + N &times; "
+            f"({model.s * 1e3:.3f} ms + {model.p * 1e3:.3f} ms / W); database stages = {model.d0:.1f} s + N &times; "
+            f"{model.d * 1e3:.3f} ms; runner overhead {model.overhead:.1f} s. Serial fraction of extract: "
+            f"{model.serial_fraction:.0%}.</p>")
+        parts.append("<h3>Check against the held-out size</h3>")
+        parts.append(_table(model_info.get("check") or [], [("size", "messages"), ("workers", "workers"),
+                     ("measured_s", "measured s"), ("predicted_s", "predicted s"), ("error_pct", "error %")]))
+        parts.append("<h3>PROJECTION: one 100k-message PST on a Batch instance (W = vCPUs)</h3>")
+        parts.append(_table(model_info.get("projection") or [], [("vcpus", "vCPU"), ("extract_s", "extract s"),
+                     ("extract_msgs_per_s", "extract msgs/s"), ("e2e_s", "end-to-end s"),
+                     ("e2e_msgs_per_s", "end-to-end msgs/s")]))
+    parts.append("<h2>Throughput over runs</h2><img src='throughput.png'>")
+    parts.append("<h2>Runs</h2>")
+    parts.append(_table([{"file": r.path.name, "commit": r.commit[:12] + ("+dirty" if r.dirty else ""),
+                          "when": f"{r.when:%Y-%m-%d %H:%M}", "benchmarks": len(r.benchmarks)} for r in runs],
+                        [("file", "file"), ("commit", "commit"), ("when", "when"), ("benchmarks", "benchmarks")]))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m perf.dashboard", description="build the perf dashboard")
+    p.add_argument("--results", type=Path, default=RESULTS, help="folder of benchmark JSON files")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS/dashboard)")
+    args = p.parse_args(argv)
+    page = build(args.results, args.out)
+    print(f"dashboard: {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

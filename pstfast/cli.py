@@ -161,6 +161,20 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0 if stats.released == 0 else EXIT_TRANSIENT
 
 
+def _cmd_perf_dashboard(args: argparse.Namespace) -> int:
+    # the dashboard lives in the source checkout's perf/ (not shipped in the wheel)
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "perf" / "dashboard.py").exists():
+        raise UsageError(f"perf-dashboard needs a source checkout: no perf/dashboard.py under {root}")
+    sys.path.insert(0, str(root))
+    from perf.dashboard import main as dashboard_main
+
+    argv = [] if args.results is None else ["--results", args.results]
+    return dashboard_main(argv + ([] if args.out is None else ["--out", args.out]))
+
+
 def _cmd_shadow(args: argparse.Namespace) -> int:
     from .shadow import shadow
 
@@ -303,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--v2-out", metavar="PREFIX", help="compare an existing V2 output folder instead of extracting now")
     p.add_argument("--workers", type=_positive_int, help="V2 extractor processes")
     p.set_defaults(handler=_cmd_shadow)
+
+    p = sub.add_parser("perf-dashboard", help="build the perf dashboard (HTML + PNG) from perf/results (source checkout)")
+    p.add_argument("--results", metavar="DIR", help="benchmark JSON folder (default perf/results)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default RESULTS/dashboard)")
+    p.set_defaults(handler=_cmd_perf_dashboard)
 
     return parser
 

@@ -3,7 +3,8 @@
 DSN resolution: an explicit ``--db`` argument, else ``PSTFAST_DATABASE_URL``, else an
 embedded PostgreSQL (the ``pgserver`` package) whose data lives in ``<PSTFAST_HOME>/pg``.
 The embedded server is started on first use and left running, so later processes (the
-next stage, ``pstfast search``) reuse it instead of paying a start each time.
+next stage, ``pstfast search``) reuse it instead of paying a start each time. Being ours,
+it is tuned for bulk loads on first start (:func:`tune_embedded_server`).
 
 Every connection failure or dropped connection becomes a :class:`DatabaseError`
 (transient: retry with backoff). SQL text comes from ``sql/*.sql`` via :func:`sql_text`.
@@ -34,9 +35,85 @@ def embedded_dsn(home: str | None = None) -> str:
         root.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: keep the server running after this process exits
         server = pgserver.get_server(root / "pg", cleanup_mode=None)
+        tune_embedded_server(server)
         return str(server.get_uri())
+    except DatabaseError:
+        raise
     except Exception as exc:  # pgserver raises bare subprocess / OS errors
         raise DatabaseError(f"embedded PostgreSQL under {root / 'pg'} did not start: {exc}") from exc
+
+
+def embedded_settings(memory_bytes: int | None = None) -> dict[str, str]:
+    """Server settings for the embedded PostgreSQL (only the server we start ourselves).
+
+    Why each: a load writes its rows twice (staging, then the WAL-logged target), so
+    ``shared_buffers`` holds the target's new pages instead of evicting dirty ones
+    (each eviction first waits for a WAL flush); ``wal_buffers`` lets the WAL writer
+    write behind the inserting backend; ``max_wal_size`` / ``checkpoint_timeout`` keep
+    checkpoints (and the full-page images that follow each) out of the middle of a load;
+    ``work_mem`` keeps the validation's and the thread/dedupe stages' hashes in memory.
+    """
+    if memory_bytes is None:
+        import psutil  # a pgserver dependency
+
+        memory_bytes = psutil.virtual_memory().total
+    shared_mb = max(128, min(memory_bytes // 8, 4 << 30) >> 20)  # 1/8 of RAM, 128 MB .. 4 GB
+    return {
+        "shared_buffers": f"{shared_mb}MB",
+        "wal_buffers": "64MB",
+        "max_wal_size": "8GB",
+        "min_wal_size": "1GB",
+        "checkpoint_timeout": "30min",
+        "work_mem": "64MB",
+        "maintenance_work_mem": "512MB",
+    }
+
+
+def tune_embedded_server(server: Any, settings: dict[str, str] | None = None) -> None:
+    """Apply :func:`embedded_settings` to a pgserver instance (``ALTER SYSTEM``).
+
+    Settings that need a restart (``shared_buffers``, ``wal_buffers``) are applied by
+    restarting the server, but only while no other client is connected (first start in
+    practice); otherwise they wait for the next start. Cheap when already applied.
+    """
+    import psycopg
+
+    wanted = settings if settings is not None else embedded_settings()
+    uri = str(server.get_uri())
+    try:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            current = dict(conn.execute(
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)", (list(wanted),)).fetchall())
+            changed = [name for name, value in wanted.items() if _norm(current.get(name)) != _norm(value)]
+            if not changed:
+                return
+            for name in changed:
+                conn.execute(f"ALTER SYSTEM SET {name} = '{wanted[name]}'")
+            conn.execute("SELECT pg_reload_conf()")
+            others = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                " AND pid <> pg_backend_pid()").fetchone()
+            # context 'postmaster' settings only change on a restart
+            restart = conn.execute(
+                "SELECT count(*) FROM pg_settings WHERE name = ANY(%s) AND context = 'postmaster'",
+                (changed,)).fetchone()
+        if restart and restart[0] and others is not None and others[0] == 0:
+            from pgserver._commands import pg_ctl
+
+            pg_ctl(["-w", "restart", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"tuning the embedded PostgreSQL at {describe(uri)} failed: {exc}") from exc
+
+
+def _norm(value: str | None) -> str:
+    """A setting as PostgreSQL shows it ("2GB", "64MB", "30min") in one spelling."""
+    if value is None:
+        return ""
+    units = {"kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40, "s": 1, "min": 60, "h": 3600}
+    m = re.fullmatch(r"(\d+)\s*([a-zA-Z]*)", value.strip())
+    if m and m.group(2) in units:
+        return str(int(m.group(1)) * units[m.group(2)])
+    return value.strip()
 
 
 def resolve_dsn(db: str | None = None) -> str:

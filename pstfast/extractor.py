@@ -11,7 +11,6 @@ shard order, then publish the objects and write ``manifest.json`` last.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import re
@@ -25,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, config, storage
+from . import __version__, config, ids, storage
 from .errors import CorruptPstError, InputError, StorageError, UsageError
 from .manifest import MANIFEST_NAME, Manifest, write_manifest
 from .plan import Shard, plan_shards, summary
@@ -103,7 +102,7 @@ def extract(
         if n_workers > 1 and len(shards) > 1:
             del pst  # workers open their own handles; none crosses a process boundary
             pst = None
-        pst_file_id = pst_file_id or pst_input.sha256[:16]
+        pst_file_id = pst_file_id or ids.default_pst_file_id(pst_input.sha256)
         prefix = storage.output_prefix(out, pst_file_id)
 
         stage = Path(prefix) if not storage.is_s3(prefix) else work / "out"
@@ -178,16 +177,10 @@ def _fetch(source: str, work: Path) -> tuple[Path, str]:
 
 def _hash(source: str, local: Path) -> tuple[str, int]:
     """sha256 and size of the input."""
-    digest = hashlib.sha256()
-    size = 0
     try:
-        with open(local, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
+        return ids.file_sha256(local), local.stat().st_size
     except OSError as exc:
         raise StorageError(f"{source}: cannot read: {exc.strerror or exc}") from exc
-    return digest.hexdigest(), size
 
 
 def _prepare_stage(stage: Path, prefix: str) -> None:

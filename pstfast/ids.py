@@ -7,6 +7,8 @@ the worker count or the order in which shards finish.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
 
 #: fixed namespace for every pstfast UUIDv5 (never change: ids are stored in databases)
@@ -26,3 +28,17 @@ def embedded_email_id(parent_email_id: str, ordinal: int) -> str:
 def attachment_id(email_id_: str, ordinal: int) -> str:
     """Id of attachment *ordinal* of *email_id_*."""
     return str(uuid.uuid5(NAMESPACE, f"attachment:{email_id_}/{ordinal}"))
+
+
+def default_pst_file_id(sha256_hex: str) -> str:
+    """The pst_file_id of an input nobody named: the first 16 hex digits of its sha256."""
+    return sha256_hex[:16]
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a local file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

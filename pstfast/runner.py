@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import asl, config, storage
+from . import asl, config, ids, storage
 from .errors import InputError, PstfastError
 
 BATCH = "arn:aws:states:::batch:submitJob.sync"
@@ -108,9 +108,13 @@ def job_ids(source: str, project_id: str | None = None, pst_file_id: str | None 
     if pst_file_id is None:
         if m:
             pst_file_id = m.group("pst")
+        elif storage.is_s3(source):
+            pst_file_id = str(uuid.uuid5(uuid.NAMESPACE_URL, str(source)))
+        elif Path(source).is_file():
+            # the same id extract gives a file nobody named: its content, not its path
+            pst_file_id = ids.default_pst_file_id(ids.file_sha256(source))
         else:
-            where = str(source) if storage.is_s3(source) else str(Path(source).resolve())
-            pst_file_id = str(uuid.uuid5(uuid.NAMESPACE_URL, where))
+            pst_file_id = str(uuid.uuid5(uuid.NAMESPACE_URL, str(Path(source).resolve())))
     if project_id is None:
         project_id = m.group("project") if m else "local"
     return str(project_id), str(pst_file_id)

@@ -1,0 +1,25 @@
+-- First load of one staged PST (no rows of it in the targets): plain INSERT ... SELECT.
+-- No ON CONFLICT: no speculative insertion, no per-row confirm record in the WAL, no
+-- stale-row deletes. A duplicate id in the staged files or an id already loaded from
+-- another PST violates a primary key, which aborts the whole transaction (targets
+-- untouched); loader.py then explains it with load_validate.sql. Same columns as load_upsert.sql.
+INSERT INTO email_messages (
+    email_id, parent_email_id, project_id, pst_file_id, folder_path, message_class,
+    internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
+    subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
+    received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
+    importance, content_hash, extractor_version)
+SELECT
+    email_id, parent_email_id, project_id, pst_file_id, folder_path, message_class,
+    internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
+    subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
+    received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
+    importance, content_hash, extractor_version
+  FROM {emails};
+
+INSERT INTO email_attachments (
+    attachment_id, email_id, ordinal, filename, mime_type, size, content_id, is_inline,
+    method, sha256, storage_key)
+SELECT attachment_id, email_id, ordinal, filename, mime_type, size, content_id, is_inline,
+       method, sha256, storage_key
+  FROM {attachments};

@@ -1,0 +1,95 @@
+"""Smoke test of the perf harness: every benchmark once, on tiny inputs, in the default run.
+
+The real suite (perf/, see perf/README.md) is slow and not part of the default run; this
+keeps it from rotting: it runs perf/bench_e2e.py, perf/bench_extract.py, perf/bench_load.py
+and perf/bench_kernels.py in a subprocess with tiny sizes and one round each, then checks
+the saved JSON (throughput, RSS, ratios) and builds the dashboard from it. No timing is
+asserted: only that the harness runs and records what it promises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("perf-smoke")
+    out = tmp / "results" / "smoke.json"
+    out.parent.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PSTFAST_DATABASE_URL", "PSTFAST_WORKERS")}
+    env.update(
+        PSTFAST_PERF_CACHE=str(tmp / "cache"), PSTFAST_PERF_SIZES="120", PSTFAST_PERF_WORKERS="1,2",
+        PSTFAST_PERF_LEGACY_FULL_MAX="120", PSTFAST_BENCH_MESSAGES="120", PSTFAST_BENCH_ROWS="300",
+        PSTFAST_BENCH_PERROW_ROWS="50", PSTFAST_BENCH_THREAD_ROWS="200,400", PSTFAST_HOME=str(tmp / "home"),
+    )
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+           "perf/bench_e2e.py", "perf/bench_extract.py", "perf/bench_load.py", "perf/bench_kernels.py",
+           "-k", "not jit",  # cold numba compile takes minutes: the full suite measures it
+           "--benchmark-enable", "--benchmark-min-rounds=1", "--benchmark-max-time=0.000001",
+           "--benchmark-warmup=off", f"--benchmark-json={out}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def _benchmarks(path: Path) -> dict[str, dict]:
+    data = json.loads(path.read_text())
+    assert data["commit_info"].get("id"), "the saved JSON carries the commit id"
+    assert data["machine_info"].get("cpu"), "the saved JSON carries machine info"
+    return {b["fullname"].rsplit("/", 1)[-1]: b for b in data["benchmarks"]}
+
+
+def test_every_benchmark_ran_and_recorded(smoke_json: Path) -> None:
+    benches = _benchmarks(smoke_json)
+    for name in ("bench_e2e.py::test_e2e_pstfast[120-w1]", "bench_e2e.py::test_e2e_pstfast[120-w2]",
+                 "bench_e2e.py::test_e2e_legacy[120]", "bench_extract.py::test_legacy",
+                 "bench_extract.py::test_readpst_j2", "bench_extract.py::test_pffexport",
+                 "bench_extract.py::test_pstfast[1]", "bench_extract.py::test_pstfast[2]",
+                 "bench_load.py::test_pstfast_load", "bench_load.py::test_raw_copy_psql",
+                 "bench_load.py::test_per_row_insert", "bench_kernels.py::test_content_hash[numba]"):
+        assert name in benches, f"{name} missing; got {sorted(benches)}"
+    for name, b in benches.items():
+        assert "peak_rss_main_mb" in b["extra_info"], name
+    e2e = benches["bench_e2e.py::test_e2e_pstfast[120-w2]"]["extra_info"]
+    assert e2e["messages"] > 120 and e2e["messages_per_s"] > 0 and e2e["mb_per_s"] > 0
+    assert set(e2e["stage_seconds"]) == {"extract", "load", "thread", "dedupe", "index"}
+    assert e2e["processes"] >= 2, "the 2-worker run's worker processes were seen"
+    assert "ratio_vs_legacy_orm" in e2e and "ratio_vs_1_worker" in e2e
+    assert "ratio_vs_readpst_j2" in benches["bench_extract.py::test_pstfast[2]"]["extra_info"]
+    assert "ratio_vs_raw_copy" in benches["bench_load.py::test_pstfast_load"]["extra_info"]
+    assert "ratio_vs_python_reference" in benches["bench_kernels.py::test_content_hash[numba]"]["extra_info"]
+
+
+def test_legacy_rows_match_pstfast_counts(smoke_json: Path) -> None:
+    benches = _benchmarks(smoke_json)
+    legacy = benches["bench_e2e.py::test_e2e_legacy[120]"]["extra_info"]
+    pst = benches["bench_e2e.py::test_e2e_pstfast[120-w1]"]["extra_info"]
+    assert legacy["legacy_mode"] == "full"
+    # pypff cannot open embedded messages: the legacy writes every top-level row, no children
+    assert legacy["legacy_rows"]["emails"] == legacy["pst_messages"] < pst["counts"]["emails"]
+    assert 0 < legacy["legacy_rows"]["attachments"] <= pst["counts"]["attachments"]
+
+
+def test_dashboard_builds_from_results(smoke_json: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    data = json.loads(smoke_json.read_text())
+    (results / "run1.json").write_text(json.dumps(data))
+    (results / "run2.json").write_text(json.dumps(data))
+    proc = subprocess.run([sys.executable, "-m", "pstfast.cli", "perf-dashboard", "--results", str(results)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = results / "dashboard"
+    for name in ("dashboard.png", "throughput.png", "ratios.png", "scaling.png"):
+        assert (out / name).stat().st_size > 10_000, name
+    page = (out / "index.html").read_text()
+    assert "test_e2e_pstfast[120-w2]" in page and "legacy ORM" in page

@@ -18,7 +18,10 @@ small and a full run is one variable away::
 Each entry records ``rows_per_s`` in ``extra_info``; the ratios are printed at the end.
 ``thread_dedupe`` group: ``build_email_threads`` + ``dedupe_emails`` at each size of
 ``PSTFAST_BENCH_THREAD_ROWS`` (threads of 1-6 messages with References, 3 % duplicates).
-Uses ``PSTFAST_TEST_DATABASE_URL`` when set, else an embedded server in a temp folder.
+Uses ``PSTFAST_TEST_DATABASE_URL`` when set, else an embedded server in a temp folder
+with the settings ``pstfast`` gives its own embedded server (``db.tune_embedded_server``);
+every entry, the raw COPY baseline included, runs against that same server. The machine
+is shared: ``PSTFAST_BENCH_ROUNDS`` (default 5) rounds each, compare medians.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from pstfast.storage import output_prefix
 ROWS = int(os.environ.get("PSTFAST_BENCH_ROWS", "20000"))
 PERROW_ROWS = int(os.environ.get("PSTFAST_BENCH_PERROW_ROWS", str(min(ROWS, 1000))))
 THREAD_ROWS = [int(x) for x in os.environ.get("PSTFAST_BENCH_THREAD_ROWS", "5000,20000").split(",")]
+ROUNDS = int(os.environ.get("PSTFAST_BENCH_ROUNDS", "5"))
 _rates: dict[str, float] = {}
 
 _WORDS = "budget contract review meeting schedule invoice approval draft réunion 会議 forecast legal".split()
@@ -114,6 +118,7 @@ def server() -> Iterator[str]:
     import pgserver
 
     srv = pgserver.get_server(Path(tempfile.mkdtemp(prefix="pstfast-bench-pg-")) / "data", cleanup_mode="delete")
+    pstfast.db.tune_embedded_server(srv)
     yield str(srv.get_uri())
     srv.cleanup()
 
@@ -167,8 +172,9 @@ def test_pstfast_load(benchmark: Any, dbs: _Databases, output: tuple[Path, list]
     def setup() -> None:
         target["dsn"] = dbs.fresh()
 
-    result = benchmark.pedantic(lambda: pstfast.load(root, "bench1", target["dsn"]), setup=setup, rounds=3)
+    result = benchmark.pedantic(lambda: pstfast.load(root, "bench1", target["dsn"]), setup=setup, rounds=ROUNDS)
     assert result.emails == len(rows)
+    benchmark.extra_info["timings"] = result.timings
     _rate(benchmark, "pstfast_load", len(rows))
 
 
@@ -201,7 +207,7 @@ def test_raw_copy_psql(benchmark: Any, dbs: _Databases, output: tuple[Path, list
                         f"\\copy raw_emails FROM PROGRAM 'gzip -dc {csv}' (FORMAT csv, HEADER true)"],
                        env=env, check=True)
 
-    benchmark.pedantic(run, setup=setup, rounds=3)
+    benchmark.pedantic(run, setup=setup, rounds=ROUNDS)
     with psycopg.connect(target["dsn"]) as conn:
         assert conn.execute("SELECT count(*) FROM raw_emails").fetchone()[0] == len(rows)
     _rate(benchmark, "raw_copy_psql", len(rows))

@@ -43,24 +43,18 @@ def embedded_dsn(home: str | None = None) -> str:
         raise DatabaseError(f"embedded PostgreSQL under {root / 'pg'} did not start: {exc}") from exc
 
 
-def embedded_settings(memory_bytes: int | None = None) -> dict[str, str]:
+def embedded_settings() -> dict[str, str]:
     """Server settings for the embedded PostgreSQL (only the server we start ourselves).
 
-    Why each: a load writes its rows twice (staging, then the WAL-logged target), so
-    ``shared_buffers`` holds the target's new pages instead of evicting dirty ones
-    (each eviction first waits for a WAL flush); ``wal_buffers`` lets the WAL writer
-    write behind the inserting backend; ``max_wal_size`` / ``checkpoint_timeout`` keep
-    checkpoints (and the full-page images that follow each) out of the middle of a load;
-    ``work_mem`` keeps the validation's and the thread/dedupe stages' hashes in memory.
+    ``max_wal_size`` / ``checkpoint_timeout``: a load writes its rows twice (staging, then
+    the WAL-logged target), ~2 KB of WAL per 1 KB-body email; with the defaults (1 GB,
+    5 min) a checkpoint lands inside long loads and every page touched after it is logged
+    again as a full-page image. ``work_mem``: the validation's and the thread/dedupe
+    stages' hashes over 100k+ ids stay in memory. Measured and NOT kept (no gain in
+    perf/bench_load.py on 2 cores, and they need a restart): larger ``shared_buffers`` /
+    ``wal_buffers``, ``wal_compression`` (it only shrinks full-page images).
     """
-    if memory_bytes is None:
-        import psutil  # a pgserver dependency
-
-        memory_bytes = psutil.virtual_memory().total
-    shared_mb = max(128, min(memory_bytes // 8, 4 << 30) >> 20)  # 1/8 of RAM, 128 MB .. 4 GB
     return {
-        "shared_buffers": f"{shared_mb}MB",
-        "wal_buffers": "64MB",
         "max_wal_size": "8GB",
         "min_wal_size": "1GB",
         "checkpoint_timeout": "30min",
@@ -70,12 +64,8 @@ def embedded_settings(memory_bytes: int | None = None) -> dict[str, str]:
 
 
 def tune_embedded_server(server: Any, settings: dict[str, str] | None = None) -> None:
-    """Apply :func:`embedded_settings` to a pgserver instance (``ALTER SYSTEM``).
-
-    Settings that need a restart (``shared_buffers``, ``wal_buffers``) are applied by
-    restarting the server, but only while no other client is connected (first start in
-    practice); otherwise they wait for the next start. Cheap when already applied.
-    """
+    """Apply :func:`embedded_settings` to a running pgserver instance (``ALTER SYSTEM`` +
+    reload: all of them take effect without a restart). Cheap when already applied."""
     import psycopg
 
     wanted = settings if settings is not None else embedded_settings()
@@ -85,22 +75,10 @@ def tune_embedded_server(server: Any, settings: dict[str, str] | None = None) ->
             current = dict(conn.execute(
                 "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)", (list(wanted),)).fetchall())
             changed = [name for name, value in wanted.items() if _norm(current.get(name)) != _norm(value)]
-            if not changed:
-                return
             for name in changed:
                 conn.execute(f"ALTER SYSTEM SET {name} = '{wanted[name]}'")
-            conn.execute("SELECT pg_reload_conf()")
-            others = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
-                " AND pid <> pg_backend_pid()").fetchone()
-            # context 'postmaster' settings only change on a restart
-            restart = conn.execute(
-                "SELECT count(*) FROM pg_settings WHERE name = ANY(%s) AND context = 'postmaster'",
-                (changed,)).fetchone()
-        if restart and restart[0] and others is not None and others[0] == 0:
-            from pgserver._commands import pg_ctl
-
-            pg_ctl(["-w", "restart", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+            if changed:
+                conn.execute("SELECT pg_reload_conf()")
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"tuning the embedded PostgreSQL at {describe(uri)} failed: {exc}") from exc
 

@@ -1,29 +1,38 @@
 """The load stage: one PST's extract output into ``email_messages`` / ``email_attachments``.
 
-1. Read ``manifest.json`` (its presence means the extract completed).
-2. In ONE transaction, recreate this PST's UNLOGGED staging tables (this also clears what
-   a crashed attempt left) and stream ``emails.csv.gz`` / ``attachments.csv.gz`` into them
-   with ``COPY ... FROM STDIN (FREEZE)``: compressed bytes are hashed and decompressed
-   (isal) block by block and the blocks queued to a writer thread that feeds COPY, so
-   Python decompresses while the server parses; no per-row Python. FREEZE is allowed
-   because the tables were created in the same transaction: the rows are written frozen
-   and all-visible, so the later scans do not rewrite every staging page to set hint bits.
-   A crash mid-COPY rolls the whole transaction back (no staging left).
+1. Read ``manifest.json`` (its presence means the extract completed); drop what a crashed
+   attempt left in staging; note whether this PST already has rows (``load_first.sql``).
+2. COPY: in ONE transaction, create this PST's UNLOGGED, index-free staging tables and
+   stream ``attachments.csv.gz`` / ``emails.csv.gz`` into them with ``COPY ... FROM STDIN
+   (FREEZE)``: compressed bytes are hashed and decompressed (isal) block by block and the
+   blocks queued to psycopg's writer thread, so Python decompresses while the server
+   parses; no per-row Python. FREEZE is allowed because the tables were created in the
+   same transaction: rows are written frozen and all-visible, so later scans do not
+   rewrite every staging page to set hint bits. A crash mid-COPY rolls it all back.
 3. Refuse (:class:`ManifestError`, ``pst_files.status = failed``) when a file's sha256 or
-   size differs from the manifest. Nothing has touched the targets yet: only the scratch
-   staging tables have seen the bytes, and they are rolled back.
-4. Check counts and invariants against the manifest in one scan of staging
-   (``load_validate_fast.sql``); on any problem, the full ``load_validate.sql`` names them all.
-5. In ONE transaction: if this PST has no rows in the targets yet (``load_first.sql``),
-   plain ``INSERT ... SELECT`` (``load_insert.sql``), whose primary keys enforce unique
-   ids and no collision with other PSTs (a violation aborts the transaction and is
-   explained by ``load_validate.sql``); otherwise (a rerun) the full validation and the
-   merge ``load_upsert.sql``. Then ``pst_files.status = 'loaded'`` and drop staging. A
-   crash before the commit leaves the targets as they were; a rerun gives the same rows.
-   ``synchronous_commit = off`` for this one transaction: the commit does not wait for
-   its WAL flush; a server crash in the next ~0.6 s can lose it, but the stage's next
-   synchronous commit (its ``stage_runs`` row) flushes it first, so a stage that
-   reported success never loses its load.
+   size differs from the manifest: the targets have not been touched.
+4. Validate against the manifest in one scan of staging (``load_validate_fast.sql``: row
+   counts, non-null keys, this PST/project only, no orphan attachment or embedded
+   message); on any problem the full ``load_validate.sql`` names them all.
+5. In ONE transaction: a first load is a plain ``INSERT ... SELECT`` (``load_insert.sql``)
+   whose primary keys enforce unique ids and no collision with other PSTs (a violation
+   aborts the transaction and ``load_validate.sql`` explains it); a rerun gets the full
+   validation and the merge ``load_upsert.sql``. Then ``pst_files.status = 'loaded'`` and
+   staging dropped. A crash before the commit leaves the targets as they were; a rerun
+   gives the same rows.
+
+Pipelined first load (a local ``emails.csv.gz`` of >= ``PIPELINE_MIN_BYTES``): its
+checksum is verified up front, then steps 2 (emails), 4 and 5 overlap on two connections:
+a second connection COPYs ~16 MB chunks of whole rows into staging parts (each committed,
+attached under the staging emails table) while the load transaction inserts each finished
+part into the target; validation runs over all parts before that transaction commits. The
+server parses chunk n+1 while it writes chunk n: two cores instead of one.
+
+The final transaction runs with ``synchronous_commit = off`` (no wait for its own WAL
+flush). Through ``pstfast stage load`` nothing can be lost: the stage's next commit (its
+``stage_runs`` row) is synchronous and flushes the load's WAL first, and if it fails the
+stage fails and is retried. A direct ``pstfast.load()`` caller can lose a load that just
+returned if the server crashes within ~0.6 s (the rerun then loads it again).
 """
 
 from __future__ import annotations
@@ -32,11 +41,12 @@ import hashlib
 import io
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from . import storage
-from .db import connection, sql_statements
+from .db import connect, connection, resolve_dsn, sql_statements, translate_errors
 from .errors import InputError, ManifestError, UsageError
 from .manifest import Manifest, read_manifest
 from .migrations import apply_migrations
@@ -64,8 +74,14 @@ class LoadResult:
         return self.emails + self.attachments
 
 
+# A first load whose local emails.csv.gz is at least this big (compressed) is pipelined.
+PIPELINE_MIN_BYTES = 4 << 20
+_CHUNK = 16 << 20  # CSV bytes per pipelined staging part
+
+
 def staging_tables(pst_file_id: str) -> dict[str, str]:
-    """The staging table names of one PST (short, identifier-safe, stable)."""
+    """The staging table names of one PST (short, identifier-safe, stable). A pipelined
+    load adds parts ``<emails>_p<n>``, inheritance children of ``emails`` (dropped with it)."""
     digest = hashlib.sha256(pst_file_id.encode()).hexdigest()[:16]
     return {"emails": f"pstfast_staging.emails_{digest}", "attachments": f"pstfast_staging.attachments_{digest}"}
 
@@ -94,40 +110,92 @@ class _HashingReader(io.RawIOBase):
             pass
 
 
-def _copy_file(conn: Any, url: str, table: str, want: dict[str, Any]) -> tuple[int, int]:
-    """COPY one CSV.gz object into *table*; returns (compressed, csv) byte counts."""
+def _row_cut(data: bytes) -> int:
+    """Index just past the last row end in *data* (which starts at a row start), or 0.
+
+    A newline ends a row when an even number of double quotes precede it (the CSV dialect
+    quotes every text value and doubles embedded quotes, so quote parity says whether a
+    newline sits inside a value). bytes.count/rfind run in C; each byte is counted once."""
+    pos = data.rfind(b"\n")
+    quotes = data.count(b'"', 0, pos) if pos >= 0 else 0
+    while pos >= 0 and quotes % 2:
+        prev = data.rfind(b"\n", 0, pos)
+        quotes -= data.count(b'"', prev + 1 if prev >= 0 else 0, pos)
+        pos = prev
+    return pos + 1
+
+
+def _row_chunks(blocks: Iterator[bytes], target: int) -> Iterator[list[bytes]]:
+    """Regroup CSV *blocks* into chunks of about *target* bytes that end at a row end."""
+    pending: list[bytes] = []
+    size, carry = 0, b""
+    for block in blocks:
+        data = carry + block if carry else block
+        cut = _row_cut(data)
+        carry = data[cut:]
+        if cut:
+            pending.append(data[:cut])
+            size += cut
+        if size >= target:
+            yield pending
+            pending, size = [], 0
+    if carry:
+        pending.append(carry)
+    if pending:
+        yield pending
+
+
+def _stream(url: str, want: dict[str, Any], feed: Callable[[Iterator[bytes]], None]) -> tuple[int, int]:
+    """Decompress one CSV.gz object into *feed* (an iterator of blocks), hashing the
+    compressed bytes; refuse when they differ from the manifest. Returns (compressed,
+    csv) byte counts."""
     import psycopg
     from isal import igzip
-    from psycopg import sql
 
-    from psycopg.copy import QueuedLibpqWriter
-
-    stmt = sql.SQL("COPY {} FROM STDIN (FORMAT csv, HEADER true, FREEZE true)").format(
-        sql.Identifier(*table.split(".")))
     csv_bytes = 0
     with storage.open_file(url, "rb") as raw:
         hashed = _HashingReader(raw)
         failure: BaseException | None = None
         try:
-            # the queued writer sends from a thread: isal decompresses the next block
-            # while libpq waits for the server to take the previous one
-            with conn.cursor() as cur, cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as copy:
-                with igzip.GzipFile(fileobj=hashed, mode="rb") as gz:
+            with igzip.GzipFile(fileobj=hashed, mode="rb") as gz:
+                def blocks() -> Iterator[bytes]:
+                    nonlocal csv_bytes
                     while block := gz.read(_BLOCK):
-                        copy.write(block)
                         csv_bytes += len(block)
+                        yield block
+
+                feed(blocks())
         except (OSError, EOFError, psycopg.DataError) as exc:  # bad gzip, or rows COPY rejects
             failure = exc
         hashed.drain()
     if hashed.size != want.get("size") or hashed.sha.hexdigest() != want.get("sha256"):
-        raise ManifestError(
-            f"{url}: checksum mismatch (sha256 {hashed.sha.hexdigest()}, {hashed.size} bytes; "
-            f"manifest says {want.get('sha256')}, {want.get('size')} bytes): refusing to load"
-        )
+        raise _mismatch(url, hashed.sha.hexdigest(), hashed.size, want)
     if failure is not None:
         detail = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
         raise ManifestError(f"{url}: not loadable although its checksum matches: {detail}") from failure
     return hashed.size, csv_bytes
+
+
+def _mismatch(url: str, sha: str, size: int, want: dict[str, Any]) -> ManifestError:
+    return ManifestError(
+        f"{url}: checksum mismatch (sha256 {sha}, {size} bytes; "
+        f"manifest says {want.get('sha256')}, {want.get('size')} bytes): refusing to load")
+
+
+def _copy_into(conn: Any, table: str, blocks: Iterable[bytes], *, header: bool = True) -> None:
+    """COPY CSV *blocks* into *table*, which was created or truncated in the current
+    transaction (so FREEZE applies: rows are written frozen and all-visible, and later
+    scans do not rewrite every staging page to set hint bits)."""
+    from psycopg import sql
+    from psycopg.copy import QueuedLibpqWriter
+
+    stmt = sql.SQL("COPY {} FROM STDIN (FORMAT csv, HEADER {}, FREEZE true)").format(
+        sql.Identifier(*table.split(".")), sql.SQL("true" if header else "false"))
+    # the queued writer sends from a thread: isal decompresses the next block while
+    # libpq waits for the server to take the previous one
+    with conn.cursor() as cur, cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as copy:
+        for block in blocks:
+            copy.write(block)
 
 
 def _check(manifest: Manifest, facts: dict[str, int], where: str) -> None:
@@ -173,12 +241,13 @@ def load(
     project = project_id or manifest.project_id
     if not project:
         raise UsageError(f"{prefix}: the manifest names no project: pass --project-id")
-    with connection(db) as conn:
+    dsn = resolve_dsn(db)
+    with connection(dsn) as conn:
         apply_migrations(conn)
         register_pst_file(conn, pst_file_id, project, manifest.source)
         conn.commit()
         try:
-            return _load(conn, prefix, manifest, pst_file_id, project)
+            return _load(conn, dsn, prefix, manifest, pst_file_id, project)
         except InputError as exc:
             conn.rollback()
             mark_failed(conn, pst_file_id, exc, stage="load", project_id=project)
@@ -194,7 +263,7 @@ def _facts(conn: Any, name: str, tables: dict[str, str], params: dict[str, str])
         return dict(zip([d.name for d in cur.description], cur.fetchone() or ()))
 
 
-def _load(conn: Any, prefix: str, manifest: Manifest, pst_file_id: str, project_id: str) -> LoadResult:
+def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str, project_id: str) -> LoadResult:
     import psycopg
 
     tables = staging_tables(pst_file_id)
@@ -203,41 +272,66 @@ def _load(conn: Any, prefix: str, manifest: Manifest, pst_file_id: str, project_
     for name in (EMAILS_CSV, ATTACHMENTS_CSV):
         if name not in manifest.objects:
             raise ManifestError(f"{prefix}manifest.json lists no {name}")
+    emails_url, attachments_url = storage.join(prefix, EMAILS_CSV), storage.join(prefix, ATTACHMENTS_CSV)
     # hashes of 100k ids, and the rerun merge, stay in memory (the default 4 MB spills)
     conn.execute("SET work_mem = '64MB'")
-    conn.commit()
-
+    conn.commit()  # (the SET stays for the session) so each block below is its own transaction
     t0 = time.perf_counter()
-    compressed = csv_bytes = 0
-    with conn.transaction():  # create + fill together: COPY FREEZE, and a crash leaves nothing
-        for stmt in sql_statements("staging_create.sql", **tables):
+    with conn.transaction():  # what a crashed attempt left
+        for stmt in sql_statements("staging_drop.sql", **tables):
             conn.execute(stmt)
-        for name, table in ((EMAILS_CSV, tables["emails"]), (ATTACHMENTS_CSV, tables["attachments"])):
-            c, u = _copy_file(conn, storage.join(prefix, name), table, manifest.objects[name])
-            compressed, csv_bytes = compressed + c, csv_bytes + u
-    t1 = time.perf_counter()
-    timings["copy"] = t1 - t0
+        (first,) = sql_statements("load_first.sql")
+        loaded_before = bool(conn.execute(first, params).fetchone()[0])
+    want = manifest.objects[EMAILS_CSV]
+    pipelined = (not loaded_before and int(want.get("size") or 0) >= PIPELINE_MIN_BYTES
+                 and not storage.is_s3(emails_url))
+    if pipelined:
+        # a local file is hashed first (~20 ms per 30 MB): no row reaches a target, even
+        # uncommitted, before its checksum is verified
+        sha, size = storage.sha256_and_size(emails_url)
+        if sha != want.get("sha256") or size != want.get("size"):
+            raise _mismatch(emails_url, sha, size, want)
 
-    facts = _facts(conn, "load_validate_fast.sql", tables, params)
-    conn.commit()
+    invalid = False
     try:
-        _check(manifest, facts, prefix)
-    except ManifestError:
-        _check(manifest, _facts(conn, "load_validate.sql", tables, params), prefix)  # names every problem
-        raise
-    t2 = time.perf_counter()
-    timings["validate"] = t2 - t1
+        with conn.transaction():  # create + fill together: COPY FREEZE, and a crash leaves nothing
+            for stmt in sql_statements("staging_create.sql", **tables):
+                conn.execute(stmt)
+            compressed, csv_bytes = _stream(attachments_url, manifest.objects[ATTACHMENTS_CSV],
+                                            lambda blocks: _copy_into(conn, tables["attachments"], blocks))
+            if not pipelined:
+                c, u = _stream(emails_url, want, lambda blocks: _copy_into(conn, tables["emails"], blocks))
+                compressed, csv_bytes = compressed + c, csv_bytes + u
+        t1 = time.perf_counter()
+        timings["copy"] = t1 - t0
+        if not pipelined:
+            facts = _facts(conn, "load_validate_fast.sql", tables, params)
+            conn.commit()
+            invalid = True
+            _check(manifest, facts, prefix)
+            invalid = False
+            t1 = time.perf_counter()
+            timings["validate"] = t1 - t0 - timings["copy"]
 
-    try:
         with conn.transaction():
             conn.execute("SET LOCAL synchronous_commit = off")
-            (first,) = sql_statements("load_first.sql")
-            loaded_before = conn.execute(first, params).fetchone()[0]
-            if loaded_before:  # a rerun: full validation, then merge
+            if pipelined:
+                c, u = _pipeline_emails(conn, dsn, emails_url, want, tables)
+                compressed, csv_bytes = compressed + c, csv_bytes + u
+                t2 = time.perf_counter()
+                timings["copy_insert"] = t2 - t1
+                facts = _facts(conn, "load_validate_fast.sql", tables, params)
+                invalid = True
+                _check(manifest, facts, prefix)
+                invalid = False
+                timings["validate"] = time.perf_counter() - t2
+                statements = sql_statements("load_insert.sql", **tables)[1:]  # the attachments
+            elif loaded_before:  # a rerun: full validation, then merge
                 _check(manifest, _facts(conn, "load_validate.sql", tables, params), prefix)
                 statements = sql_statements("load_upsert.sql", **tables)
             else:
                 statements = sql_statements("load_insert.sql", **tables)
+            t3 = time.perf_counter()
             for stmt in statements:
                 conn.execute(stmt, params)
             set_status(conn, pst_file_id, "loaded", email_count=facts["emails"], attachment_count=facts["attachments"])
@@ -247,12 +341,69 @@ def _load(conn: Any, prefix: str, manifest: Manifest, pst_file_id: str, project_
         _check(manifest, _facts(conn, "load_validate.sql", tables, params), prefix)
         detail = (exc.diag.message_detail or str(exc)).strip().splitlines()[0]
         raise ManifestError(f"{prefix}: refusing to load: id already loaded from another PST: {detail}") from exc
-    timings["upsert" if loaded_before else "insert"] = time.perf_counter() - t2
+    except ManifestError:
+        if invalid:  # name every problem, not only those the one-scan check counts
+            _check(manifest, _facts(conn, "load_validate.sql", tables, params), prefix)
+        raise
+    timings["upsert" if loaded_before else "insert"] = time.perf_counter() - t3
     return LoadResult(
         pst_file_id=pst_file_id, project_id=project_id, emails=facts["emails"],
         attachments=facts["attachments"], bytes_compressed=compressed, bytes_csv=csv_bytes,
         timings={k: round(v, 6) for k, v in timings.items()},
     )
+
+
+def _pipeline_emails(conn: Any, dsn: str, url: str, want: dict[str, Any], tables: dict[str, str]) -> tuple[int, int]:
+    """First load of a big emails.csv.gz: COPY and INSERT overlap, on two connections.
+
+    A second connection COPYs ~16 MB chunks of whole rows, each into its own part table
+    created, filled (FREEZE) and attached under the staging ``emails`` table in one
+    committed transaction; meanwhile *conn*, inside the caller's still-open load
+    transaction, inserts each finished part into ``email_messages``. So the server parses
+    chunk n+1 while it writes chunk n to the target (two cores instead of one). Nothing is
+    visible until the caller validates and commits; a crash rolls the inserts back and
+    leaves only staging parts, which the next attempt drops."""
+    import queue
+    import threading
+
+    ready: queue.Queue[str | None] = queue.Queue()
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        for part in iter(ready.get, None):
+            if errors:
+                continue  # keep draining so the producer never blocks
+            try:
+                (stmt,) = sql_statements("load_insert.sql", emails=part, attachments=part)[:1]  # emails only
+                conn.execute(stmt)
+            except BaseException as exc:  # re-raised by the caller's thread below
+                errors.append(exc)
+
+    worker = threading.Thread(target=consume, name="pstfast-load-insert", daemon=True)
+    worker.start()
+    try:
+        with translate_errors(dsn), connect(dsn) as second:
+            def feed(blocks: Iterator[bytes]) -> None:
+                for n, chunk in enumerate(_row_chunks(blocks, _CHUNK)):
+                    if errors:
+                        raise errors[0]
+                    part = f"{tables['emails']}_p{n}"
+                    ids = {"emails": tables["emails"], "part": part}
+                    with second.transaction():
+                        for stmt in sql_statements("staging_part_create.sql", **ids):
+                            second.execute(stmt)
+                        _copy_into(second, part, chunk, header=n == 0)
+                        for stmt in sql_statements("staging_part_attach.sql", **ids):
+                            second.execute(stmt)
+                    ready.put(part)
+
+            result = _stream(url, want, feed)
+    finally:
+        ready.put(None)
+        worker.join()
+    if errors:
+        raise errors[0]
+    return result
 
 
 def drop_staging(pst_file_id: str, db: str | None = None) -> None:

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from . import config, storage
-from .errors import InputError, PstfastError
+from .errors import InputError, PstfastError, UsageError
 
 STAGES = ("extract", "load", "thread", "dedupe", "index")
 #: pst_files.status after each stage succeeds
@@ -110,7 +110,6 @@ def record_stage_run(conn: Any, report: StageReport) -> None:
 def register_pst_file(conn: Any, pst_file_id: str, project_id: str | None, source: str | None = None) -> str:
     """Make sure ``pst_files`` has this PST; returns its project_id (the stored one wins)."""
     from .db import sql_text
-    from .errors import UsageError
 
     if project_id is None:
         row = conn.execute("SELECT project_id FROM pst_files WHERE pst_file_id = %s", (pst_file_id,)).fetchone()
@@ -121,7 +120,8 @@ def register_pst_file(conn: Any, pst_file_id: str, project_id: str | None, sourc
         sql_text("pst_file_register.sql"), {"pst_file_id": pst_file_id, "project_id": project_id, "source": source}
     ).fetchone()
     if row[0] != project_id and row[0] != "":
-        raise UsageError(f"pst_file_id {pst_file_id!r} belongs to project {row[0]!r}, not {project_id!r}")
+        raise InputError(f"pst_file_id {pst_file_id!r} belongs to project {row[0]!r}, not {project_id!r}: "
+                         "give this file its own --pst-file-id in the other project")
     if row[0] == "":
         conn.execute("UPDATE pst_files SET project_id = %s WHERE pst_file_id = %s", (project_id, pst_file_id))
     return project_id

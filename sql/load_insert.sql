@@ -2,7 +2,8 @@
 -- No ON CONFLICT: no speculative insertion, no per-row confirm record in the WAL, no
 -- stale-row deletes. A duplicate id in the staged files or an id already loaded from
 -- another PST violates a primary key, which aborts the whole transaction (targets
--- untouched); loader.py then explains it with load_validate.sql. Same columns as load_upsert.sql.
+-- untouched); loader.py then explains it with load_validate.sql. Same columns as load_upsert.sql. Keep the order:
+-- loader.py runs the first statement alone per pipelined part, the second afterwards.
 INSERT INTO email_messages (
     email_id, parent_email_id, project_id, pst_file_id, folder_path, message_class,
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,

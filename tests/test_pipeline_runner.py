@@ -185,6 +185,19 @@ def test_truncated_pst_fails_fast_without_retries(demo_pst: tuple[Path, dict[str
     assert [(job["pst_file_id"], err) for job, err in parked] == [(result.pst_file_id, "pstfast.Rejected")]
 
 
+def test_same_file_in_another_project_is_rejected_without_retries(
+        demo_pst: tuple[Path, dict[str, Any]], pg_dsn: str, tmp_path: Path) -> None:
+    path, _ = demo_pst
+    first = runner.run(str(path), out=str(tmp_path / "out"), db=pg_dsn, project_id="p1", sleep=lambda s: None)
+    assert first.ok
+    waits: list[float] = []
+    second = runner.run(str(path), out=str(tmp_path / "out"), db=pg_dsn, project_id="p2", sleep=waits.append,
+                        dead_letter=lambda job, error: None)
+    assert second.pst_file_id == first.pst_file_id  # the id comes from the content
+    assert waits == [] and runner.exit_code(second) == 65
+    assert second.stages[0].status == "rejected" and "belongs to project 'p1'" in (second.stages[0].error or "")
+
+
 def test_transient_failures_are_retried_with_backoff(demo_pst: tuple[Path, dict[str, Any]], pg_dsn: str,
                                                      tmp_path: Path) -> None:
     path, _ = demo_pst

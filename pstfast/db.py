@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,7 @@ def tune_embedded_server(server: Any, settings: dict[str, str] | None = None) ->
     uri = str(server.get_uri())
     try:
         with psycopg.connect(uri, autocommit=True) as conn:
-            current = dict(conn.execute(
+            current: dict[str, str] = dict(conn.execute(
                 "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)", (list(wanted),)).fetchall())
             changed = [name for name, value in wanted.items() if _norm(current.get(name)) != _norm(value)]
             for name in changed:
@@ -140,7 +140,7 @@ def connection(db: str | None = None, *, autocommit: bool = False) -> Iterator[p
         conn.close()
 
 
-@lru_cache(maxsize=None)
+@cache
 def sql_text(name: str) -> str:
     """The text of ``sql/<name>`` (shipped as the package ``pstfast.sql``)."""
     return resources.files("pstfast.sql").joinpath(name).read_text(encoding="utf-8")

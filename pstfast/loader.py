@@ -40,12 +40,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from . import storage
+from . import config, storage
 from .db import connect, connection, resolve_dsn, sql_statements, translate_errors
 from .errors import InputError, ManifestError, UsageError
 from .manifest import Manifest, read_manifest
@@ -145,10 +146,12 @@ def _row_chunks(blocks: Iterator[bytes], target: int) -> Iterator[list[bytes]]:
         yield pending
 
 
-def _stream(url: str, want: dict[str, Any], feed: Callable[[Iterator[bytes]], None]) -> tuple[int, int]:
+def _stream(url: str, want: dict[str, Any], feed: Callable[[Iterator[bytes]], None],
+            name: str | None = None) -> tuple[int, int]:
     """Decompress one CSV.gz object into *feed* (an iterator of blocks), hashing the
     compressed bytes; refuse when they differ from the manifest. Returns (compressed,
-    csv) byte counts."""
+    csv) byte counts. *name*: the object's URL in messages when *url* is a local copy."""
+    name = name or url
     import psycopg
     from isal import igzip
 
@@ -169,10 +172,10 @@ def _stream(url: str, want: dict[str, Any], feed: Callable[[Iterator[bytes]], No
             failure = exc
         hashed.drain()
     if hashed.size != want.get("size") or hashed.sha.hexdigest() != want.get("sha256"):
-        raise _mismatch(url, hashed.sha.hexdigest(), hashed.size, want)
+        raise _mismatch(name, hashed.sha.hexdigest(), hashed.size, want)
     if failure is not None:
         detail = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
-        raise ManifestError(f"{url}: not loadable although its checksum matches: {detail}") from failure
+        raise ManifestError(f"{name}: not loadable although its checksum matches: {detail}") from failure
     return hashed.size, csv_bytes
 
 
@@ -264,15 +267,13 @@ def _facts(conn: Any, name: str, tables: dict[str, str], params: dict[str, str])
 
 
 def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str, project_id: str) -> LoadResult:
-    import psycopg
-
     tables = staging_tables(pst_file_id)
     params = {"pst_file_id": pst_file_id, "project_id": project_id}
     timings: dict[str, float] = {}
     for name in (EMAILS_CSV, ATTACHMENTS_CSV):
         if name not in manifest.objects:
             raise ManifestError(f"{prefix}manifest.json lists no {name}")
-    emails_url, attachments_url = storage.join(prefix, EMAILS_CSV), storage.join(prefix, ATTACHMENTS_CSV)
+    emails_url = storage.join(prefix, EMAILS_CSV)
     # hashes of 100k ids, and the rerun merge, stay in memory (the default 4 MB spills)
     conn.execute("SET work_mem = '64MB'")
     conn.commit()  # (the SET stays for the session) so each block below is its own transaction
@@ -283,15 +284,38 @@ def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str
         (first,) = sql_statements("load_first.sql")
         loaded_before = bool(conn.execute(first, params).fetchone()[0])
     want = manifest.objects[EMAILS_CSV]
-    pipelined = (not loaded_before and int(want.get("size") or 0) >= PIPELINE_MIN_BYTES
-                 and not storage.is_s3(emails_url))
-    if pipelined:
-        # a local file is hashed first (~20 ms per 30 MB): no row reaches a target, even
-        # uncommitted, before its checksum is verified
-        sha, size = storage.sha256_and_size(emails_url)
+    pipelined = not loaded_before and int(want.get("size") or 0) >= PIPELINE_MIN_BYTES
+    if not pipelined:
+        return _load_staged(conn, dsn, prefix, manifest, tables, params, timings, t0,
+                            loaded_before=loaded_before, pipelined=False, emails_local=emails_url)
+    # the pipeline inserts before the whole file has been read, so its checksum is
+    # verified first (~20 ms per 30 MB); an S3 object is fetched once to local scratch
+    local = emails_url
+    if storage.is_s3(emails_url):
+        fd, local = tempfile.mkstemp(prefix="pstfast-load-", suffix=".csv.gz", dir=config.scratch())
+        os.close(fd)
+    try:
+        if local != emails_url:
+            storage.download(emails_url, local)
+        sha, size = storage.sha256_and_size(local)
         if sha != want.get("sha256") or size != want.get("size"):
             raise _mismatch(emails_url, sha, size, want)
+        return _load_staged(conn, dsn, prefix, manifest, tables, params, timings, t0,
+                            loaded_before=False, pipelined=True, emails_local=local)
+    finally:
+        if local != emails_url:
+            os.unlink(local)
 
+
+def _load_staged(conn: Any, dsn: str, prefix: str, manifest: Manifest, tables: dict[str, str],
+                 params: dict[str, str], timings: dict[str, float], t0: float, *,
+                 loaded_before: bool, pipelined: bool, emails_local: str) -> LoadResult:
+    """Steps 2-5 (see the module docstring); *emails_local* may be a verified local copy."""
+    import psycopg
+
+    pst_file_id = params["pst_file_id"]
+    emails_url, attachments_url = storage.join(prefix, EMAILS_CSV), storage.join(prefix, ATTACHMENTS_CSV)
+    want = manifest.objects[EMAILS_CSV]
     invalid = False
     try:
         with conn.transaction():  # create + fill together: COPY FREEZE, and a crash leaves nothing
@@ -300,7 +324,8 @@ def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str
             compressed, csv_bytes = _stream(attachments_url, manifest.objects[ATTACHMENTS_CSV],
                                             lambda blocks: _copy_into(conn, tables["attachments"], blocks))
             if not pipelined:
-                c, u = _stream(emails_url, want, lambda blocks: _copy_into(conn, tables["emails"], blocks))
+                c, u = _stream(emails_local, want, lambda blocks: _copy_into(conn, tables["emails"], blocks),
+                               emails_url)
                 compressed, csv_bytes = compressed + c, csv_bytes + u
         t1 = time.perf_counter()
         timings["copy"] = t1 - t0
@@ -316,7 +341,7 @@ def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str
         with conn.transaction():
             conn.execute("SET LOCAL synchronous_commit = off")
             if pipelined:
-                c, u = _pipeline_emails(conn, dsn, emails_url, want, tables)
+                c, u = _pipeline_emails(conn, dsn, emails_local, want, tables, emails_url)
                 compressed, csv_bytes = compressed + c, csv_bytes + u
                 t2 = time.perf_counter()
                 timings["copy_insert"] = t2 - t1
@@ -347,13 +372,14 @@ def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str
         raise
     timings["upsert" if loaded_before else "insert"] = time.perf_counter() - t3
     return LoadResult(
-        pst_file_id=pst_file_id, project_id=project_id, emails=facts["emails"],
+        pst_file_id=pst_file_id, project_id=params["project_id"], emails=facts["emails"],
         attachments=facts["attachments"], bytes_compressed=compressed, bytes_csv=csv_bytes,
         timings={k: round(v, 6) for k, v in timings.items()},
     )
 
 
-def _pipeline_emails(conn: Any, dsn: str, url: str, want: dict[str, Any], tables: dict[str, str]) -> tuple[int, int]:
+def _pipeline_emails(conn: Any, dsn: str, url: str, want: dict[str, Any], tables: dict[str, str],
+                     name: str) -> tuple[int, int]:
     """First load of a big emails.csv.gz: COPY and INSERT overlap, on two connections.
 
     A second connection COPYs ~16 MB chunks of whole rows, each into its own part table
@@ -376,7 +402,7 @@ def _pipeline_emails(conn: Any, dsn: str, url: str, want: dict[str, Any], tables
             try:
                 (stmt,) = sql_statements("load_insert.sql", emails=part, attachments=part)[:1]  # emails only
                 conn.execute(stmt)
-            except BaseException as exc:  # re-raised by the caller's thread below
+            except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread below)
                 errors.append(exc)
 
     worker = threading.Thread(target=consume, name="pstfast-load-insert", daemon=True)
@@ -397,7 +423,7 @@ def _pipeline_emails(conn: Any, dsn: str, url: str, want: dict[str, Any], tables
                             second.execute(stmt)
                     ready.put(part)
 
-            result = _stream(url, want, feed)
+            result = _stream(url, want, feed, name)
     finally:
         ready.put(None)
         worker.join()

@@ -13,10 +13,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import make_attachment, make_email, table_checksum
+from test_extract_s3 import s3_endpoint  # noqa: F401 (the moto S3 server fixture)
 from test_load import _backend_pid, _load_in_thread, _staging_exists, _status
 
 import pstfast
-import pstfast.loader as loader
+from pstfast import loader
 from pstfast.errors import DatabaseError, ManifestError
 
 TABLES = ("email_messages", "email_attachments")
@@ -137,3 +138,29 @@ def test_pipelined_load_killed_mid_insert(tmp_path: Path, pg_dsn: str, pg_server
         assert _checksums(pg_dsn) == _checksums(clean)
     finally:
         _drop_db(pg_server_dsn, clean)
+
+
+@pytest.mark.usefixtures("s3_endpoint", "pipelined")
+def test_pipelined_load_from_s3(tmp_path: Path, pg_dsn: str, pg_server_dsn: str, write_output,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    from pstfast import storage
+
+    emails, atts = _rows(120, "pS")
+    local = write_output(tmp_path / "local", "pS", emails, atts)
+    boto3.client("s3").create_bucket(Bucket="load-bucket")
+    remote = storage.output_prefix("s3://load-bucket/out", "pS")
+    for f in local.iterdir():
+        storage.upload(f, storage.join(remote, f.name))
+    monkeypatch.setenv("PSTFAST_SCRATCH", str(tmp_path / "scratch"))
+    (tmp_path / "scratch").mkdir()
+    result = pstfast.load("s3://load-bucket/out", "pS", pg_dsn)
+    assert "copy_insert" in result.timings and (result.emails, result.attachments) == (120, len(atts))
+    assert not any((tmp_path / "scratch").iterdir())  # the local copy is removed
+    serial = _other_db(pg_server_dsn, "s3serial")
+    try:
+        pstfast.load(tmp_path / "local", "pS", serial)
+        assert _checksums(serial) == _checksums(pg_dsn)
+    finally:
+        _drop_db(pg_server_dsn, serial)

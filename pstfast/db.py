@@ -13,6 +13,7 @@ Every connection failure or dropped connection becomes a :class:`DatabaseError`
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -28,13 +29,18 @@ if TYPE_CHECKING:
 
 def embedded_dsn(home: str | None = None) -> str:
     """DSN of the embedded PostgreSQL under ``config.home()/pg``, starting it if needed."""
-    import pgserver  # heavy: only when no DSN is configured
+    with warnings.catch_warnings():
+        # platformdirs warns on hosts without XDG_RUNTIME_DIR (containers, CI); harmless here
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver  # heavy: only when no DSN is configured
 
     root = config.home(home)
     try:
         root.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: keep the server running after this process exits
-        server = pgserver.get_server(root / "pg", cleanup_mode=None)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            server = pgserver.get_server(root / "pg", cleanup_mode=None)
         tune_embedded_server(server)
         return str(server.get_uri())
     except DatabaseError:

@@ -25,8 +25,8 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first use)
 _LAZY = {
-    "synth": "pstfast.synth",
-    "damage": "pstfast.damage",
+    "synth": "pstfast.synthetic",
+    "damage": "pstfast.faults",
     "inspect_pst": "pstfast.inspect",
     "extract": "pstfast.extractor",
     "Manifest": "pstfast.manifest",

@@ -43,7 +43,7 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from .synth import SynthOptions, synth
+    from .synthetic import SynthOptions, synth
 
     options = SynthOptions(
         messages=args.messages,
@@ -67,7 +67,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_damage(args: argparse.Namespace) -> int:
-    from .damage import damage
+    from .faults import damage
 
     for variant in damage(args.pst, args.out_dir, kinds=args.kind):
         print(f"{variant.kind}: {variant.path}  ({variant.description})")

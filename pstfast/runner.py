@@ -335,7 +335,7 @@ def mark_failed(
 
 def demo_source(home: str | None = None, *, messages: int = 200, seed: int = 1) -> str:
     """Write (once) a writer-made demo PST under ``<PSTFAST_HOME>/demo`` and return its path."""
-    from .synth import SynthOptions, synth
+    from .synthetic import SynthOptions, synth
 
     folder = config.home(home) / "demo"
     folder.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ def test_bad_arguments_keep_their_exit_code(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def truncated_pst(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pstfast.synth import SynthOptions, synth
+    from pstfast.synthetic import SynthOptions, synth
 
     folder = tmp_path_factory.mktemp("pst")
     good = folder / "good.pst"

@@ -28,7 +28,7 @@ def test_metrics_without_bytes_or_time_are_left_out() -> None:
 
 
 def test_emf_from_a_real_stage_manifest(tmp_path: Path, pg_dsn: str) -> None:
-    from pstfast.synth import SynthOptions, synth
+    from pstfast.synthetic import SynthOptions, synth
 
     pst = tmp_path / "m.pst"
     synth(pst, options=SynthOptions(messages=10, seed=4))

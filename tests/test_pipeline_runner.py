@@ -123,7 +123,7 @@ def test_changing_the_file_changes_the_runner() -> None:
 
 @pytest.fixture(scope="module")
 def demo_pst(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    from pstfast.synth import SynthOptions, synth
+    from pstfast.synthetic import SynthOptions, synth
 
     folder = tmp_path_factory.mktemp("pst")
     path, truth = folder / "demo.pst", folder / "truth.json"

@@ -16,7 +16,7 @@ from pstfast.cli import main as cli_main
 @pytest.fixture(scope="module")
 def writer_pst(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
     from pstfast.extractor import extract
-    from pstfast.synth import SynthOptions, synth
+    from pstfast.synthetic import SynthOptions, synth
 
     folder = tmp_path_factory.mktemp("shadow")
     pst, truth = folder / "s.pst", folder / "s.json"

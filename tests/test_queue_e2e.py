@@ -51,7 +51,7 @@ def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def pst_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    from pstfast.synth import SynthOptions, synth
+    from pstfast.synthetic import SynthOptions, synth
 
     path = tmp_path_factory.mktemp("pst") / "mailbox.pst"
     synth(path, options=SynthOptions(messages=40, seed=3))

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pstfast.damage import _pages, damage
+from pstfast.faults import _pages, damage
 from pstfast.errors import CorruptPstError, UsageError
 from pstfast.inspect import libpff_summary, readpst_summary
-from pstfast.synth import SynthOptions, synth
+from pstfast.synthetic import SynthOptions, synth
 
 sys.path.insert(0, str(Path(__file__).parent))
 import pffread  # noqa: E402

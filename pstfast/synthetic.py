@@ -509,7 +509,7 @@ def synth(
     result = SynthResult(path, truth_path, counts["messages"], len(folders) + 2, counts["attachments"], size,
                          time.perf_counter() - started)
     if damaged:
-        from .damage import damage
+        from .faults import damage
 
         result.damaged = damage(path, damaged)
     return result

@@ -20,7 +20,7 @@ def legacy_extract(pst_path: str | Path, out_dir: str | Path) -> int:
     out = Path(out_dir)
     (out / "attachments").mkdir(parents=True, exist_ok=True)
     pst = open_pst(pst_path)
-    reader = ItemReader(pst)
+    reader = ItemReader(pst, pst_path)
     folders, _ = list_folders(pst)
     count = 0
     with gzip.open(out / "emails.ndjson.gz", "wt", compresslevel=6, encoding="utf-8") as sink:

@@ -6,13 +6,16 @@ UTF-16LE; ANSI strings (PT_STRING8) are decoded with the message's code page
 (PR_MESSAGE_CODEPAGE, then PR_INTERNET_CPID), then the store's, then the code page of the
 message's locale, and only then Windows-1252.
 
+Messages embedded as attachments are the one thing libpff's Python binding cannot open:
+those are read by pstfast's own read-only PST reader (``pstfast.pst.reader``) and fed
+through the same field logic via small pypff look-alike objects.
+
 pypff handles never cross a process boundary: each worker opens the PST itself.
 """
 
 from __future__ import annotations
 
 import codecs
-import ctypes
 import datetime as dt
 import email.utils
 import hashlib
@@ -336,55 +339,87 @@ class Headers:
 # --- embedded messages (pypff has no Python API for them) ------------------------------
 
 
-class _Embedded:
-    """Calls libpff_attachment_get_item through the pypff module's own exported symbols.
+class _Entry:
+    """A pypff record entry look-alike: property id, value type, raw bytes."""
 
-    pypff exposes attachments but not the message inside an "embedded message"
-    attachment; libpff has it (``libpff_attachment_get_item``) and pypff exports both it
-    and its own item constructor, so we wrap the libpff item as a ``pypff.message``.
-    """
+    __slots__ = ("entry_type", "value_type", "data")
 
-    _instance: _Embedded | None = None
-
-    def __init__(self) -> None:
-        pypff = _libpff()
-        lib = ctypes.PyDLL(pypff.__file__)
-        self.get_item = lib.libpff_attachment_get_item
-        self.get_item.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
-        self.get_item.restype = ctypes.c_int
-        self.error_free = lib.libpff_error_free
-        self.error_free.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
-        self.item_new = lib.pypff_item_new
-        self.item_new.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.py_object]
-        self.item_new.restype = ctypes.py_object
-        self.message_type = ctypes.addressof(ctypes.c_void_p.in_dll(lib, "pypff_message_type_object"))
-        # pypff_item_t: PyObject_HEAD, then the libpff_item_t pointer
-        self.item_offset = object.__basicsize__
-
-    @classmethod
-    def get(cls) -> _Embedded:
-        if cls._instance is None:
-            cls._instance = _Embedded()
-        return cls._instance
-
-    def message(self, attachment: Any) -> Any:
-        if type(attachment).__name__ != "attachment":
-            raise TypeError("expected a pypff.attachment")
-        item = ctypes.c_void_p.from_address(id(attachment) + self.item_offset).value
-        if not item:
-            raise OSError("attachment has no libpff item")
-        out, error = ctypes.c_void_p(), ctypes.c_void_p()
-        if self.get_item(item, ctypes.byref(out), ctypes.byref(error)) != 1 or not out.value:
-            if error.value:
-                self.error_free(ctypes.byref(error))
-            raise OSError("cannot open the embedded message")
-        # the new pypff.message owns the libpff item and keeps the attachment alive
-        return self.item_new(self.message_type, out, attachment)
+    def __init__(self, entry_type: int, value_type: int, data: bytes) -> None:
+        self.entry_type, self.value_type, self.data = entry_type, value_type, data
 
 
-def embedded_message(attachment: Any) -> Any:
-    """The ``pypff.message`` inside an embedded-message attachment."""
-    return _Embedded.get().message(attachment)
+class _RecordSet:
+    """A pypff record set look-alike over properties decoded by :class:`PstReader`."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, props: dict[int, object]) -> None:
+        self.entries = []
+        for tag, value in props.items():
+            raw = _raw_value(tag & 0xFFFF, value)
+            if raw is not None:
+                self.entries.append(_Entry(tag >> 16, tag & 0xFFFF, raw))
+
+
+def _raw_value(vtype: int, value: object) -> bytes | None:
+    """The on-disk bytes of a decoded value (what :class:`Props` reads)."""
+    if value is None:
+        return None
+    if vtype == PT_UNICODE and isinstance(value, str):
+        return value.encode("utf-16-le", "surrogatepass")
+    if isinstance(value, bytes):
+        return value
+    if vtype == PT_SYSTIME and isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        delta = value - _FILETIME_EPOCH
+        ticks = (delta.days * 86400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
+        return ticks.to_bytes(8, "little", signed=True)
+    if isinstance(value, bool):
+        return b"\x01" if value else b"\x00"
+    if isinstance(value, int):
+        size = {PT_SHORT: 2, PT_LONG: 4, PT_LONGLONG: 8}.get(vtype)
+        return value.to_bytes(size, "little", signed=True) if size else None
+    return None
+
+
+class _EmbeddedAttachment:
+    """An attachment of an embedded message, shaped like a ``pypff.attachment``."""
+
+    number_of_record_sets = 1
+
+    def __init__(self, attachment: Any) -> None:
+        self.attachment = attachment
+
+    def get_record_set(self, index: int) -> _RecordSet:
+        return _RecordSet(self.attachment.props)
+
+    def get_size(self) -> int:
+        return len(self.attachment.data or b"")
+
+    def read_buffer(self, size: int) -> bytes:
+        return (self.attachment.data or b"")[:size]
+
+
+class _EmbeddedItem:
+    """An embedded message read by :class:`PstReader`, shaped like a ``pypff.message``."""
+
+    number_of_record_sets = 1
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+        self.identifier = message.nid
+        self.recipients = type("Recipients", (), {"record_sets": [_RecordSet(r) for r in message.recipients]})()
+        self.number_of_attachments = len(message.attachments)
+
+    def get_record_set(self, index: int) -> _RecordSet:
+        return _RecordSet(self.message.props)
+
+    def get_number_of_attachments(self) -> int:
+        return self.number_of_attachments
+
+    def get_attachment(self, index: int) -> _EmbeddedAttachment:
+        return _EmbeddedAttachment(self.message.attachments[index])
 
 
 # --- items -----------------------------------------------------------------------------
@@ -439,9 +474,26 @@ class ReadMessage:
 class ItemReader:
     """Reads items of one open PST (one per worker)."""
 
-    def __init__(self, pst: Any) -> None:
+    def __init__(self, pst: Any, path: str | os.PathLike[str]) -> None:
         self.pst = pst
+        self.path = os.fspath(path)
         self.store_codepage = self._store_codepage()
+        self._pst_reader: Any = None  # pstfast.pst.reader.PstReader, opened on first use
+
+    def _embedded(self, item: Any, ordinal: int) -> _EmbeddedItem:
+        """The message embedded in attachment *ordinal* of *item* (libpff cannot open it)."""
+        if isinstance(item, _EmbeddedItem):
+            inner = item.message.attachments[ordinal].message
+        else:
+            if self._pst_reader is None:
+                from .pst.reader import PstReader
+
+                self._pst_reader = PstReader(self.path)
+            found = [m for m in self._pst_reader.embedded_messages(item.identifier) if m.attachment_index == ordinal]
+            inner = found[0] if found else None
+        if inner is None:
+            raise ValueError(f"attachment {ordinal} holds no readable embedded message")
+        return _EmbeddedItem(inner)
 
     def _store_codepage(self) -> int | None:
         try:
@@ -568,14 +620,15 @@ class ItemReader:
             return [], [(-1, "attachment", f"cannot list attachments: {_first_line(exc)}")]
         for ordinal in range(count):
             try:
-                attachments.append(self._attachment(item.get_attachment(ordinal), ordinal, codec, depth, problems))
+                attachments.append(self._attachment(item, ordinal, codec, depth, problems))
             except (OSError, ValueError, MemoryError) as exc:
                 problems.append((ordinal, "attachment", _first_line(exc)))
         return attachments, problems
 
     def _attachment(
-        self, att: Any, ordinal: int, codec: str, depth: int, problems: list[tuple[int, str, str]]
+        self, item: Any, ordinal: int, codec: str, depth: int, problems: list[tuple[int, str, str]]
     ) -> ReadAttachment:
+        att = item.get_attachment(ordinal)
         props = Props(att.get_record_set(0) if att.number_of_record_sets else None, codec)
         method_code = props.int(PR_ATTACH_METHOD) or ATTACH_BY_VALUE
         filename = props.str(PR_ATTACH_LONG_FILENAME) or props.str(PR_ATTACH_FILENAME) or props.str(PR_DISPLAY_NAME)
@@ -585,8 +638,8 @@ class ItemReader:
         if method_code == ATTACH_EMBEDDED_MSG:
             method = "embedded_message"
             try:
-                message = self.read(embedded_message(att), depth=depth + 1)
-            except (OSError, ValueError, MemoryError) as exc:
+                message = self.read(self._embedded(item, ordinal), depth=depth + 1)
+            except (OSError, ValueError, MemoryError, CorruptPstError) as exc:
                 problems.append((ordinal, "embedded_message", _first_line(exc)))
         else:
             method = {ATTACH_BY_VALUE: "by_value", ATTACH_OLE: "ole"}.get(method_code, "reference")

@@ -74,7 +74,7 @@ def init_worker(ctx: WorkerContext, pst: Any = None) -> None:
     """Pool initializer: open the PST once for this process (unless given) and load the kernels."""
     _STATE.clear()
     _STATE["ctx"] = ctx
-    _STATE["reader"] = ItemReader(pst if pst is not None else open_pst(ctx.pst_path))
+    _STATE["reader"] = ItemReader(pst if pst is not None else open_pst(ctx.pst_path), ctx.pst_path)
     kernels.warm_up()
 
 

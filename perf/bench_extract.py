@@ -28,7 +28,7 @@ _means: dict[str, float] = {}
 @pytest.fixture(scope="module")
 def bench_pst(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
     from pstfast import kernels
-    from pstfast.synth import SynthOptions, synth
+    from pstfast.synthetic import SynthOptions, synth
 
     kernels.warm_up()  # JIT cost is paid once and reported by perf/bench_kernels.py
     path = tmp_path_factory.mktemp("bench") / f"bench-{MESSAGES}.pst"

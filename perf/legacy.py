@@ -237,7 +237,8 @@ class LegacyIngest:
             att_rows.append(EmailAttachment(
                 attachment_id=uuid.uuid5(_NS, f"attachment:{email_id}/{ordinal}"), email_id=email_id,
                 ordinal=ordinal, filename=_clean(ap.get(PR_ATTACH_LONG_FILENAME) or ap.get(PR_ATTACH_FILENAME)),
-                mime_type=_clean(ap.get(PR_ATTACH_MIME_TAG)), size=size, content_id=_clean(ap.get(PR_ATTACH_CONTENT_ID)),
+                mime_type=_clean(ap.get(PR_ATTACH_MIME_TAG)), size=size,
+                content_id=_clean(ap.get(PR_ATTACH_CONTENT_ID)),
                 is_inline=bool(ap.get(PR_ATTACH_CONTENT_ID)) or bool((ap.get(PR_ATTACH_FLAGS) or 0) & 0x4),
                 method=method, sha256=sha, storage_key=key))
 
@@ -254,7 +255,8 @@ class LegacyIngest:
         row = EmailMessage(
             email_id=email_id, parent_email_id=None, project_id=self.project_id, pst_file_id=self.pst_file_id,
             folder_path=_clean(folder_path), message_class=_clean(props.get(PR_MESSAGE_CLASS)),
-            internet_message_id=_clean(props.get(PR_INTERNET_MESSAGE_ID)), in_reply_to=_clean(props.get(PR_IN_REPLY_TO)),
+            internet_message_id=_clean(props.get(PR_INTERNET_MESSAGE_ID)),
+            in_reply_to=_clean(props.get(PR_IN_REPLY_TO)),
             references=[_clean(r) for r in references.split()] if references else [],
             conversation_index=conv_index.hex() if conv_index else None,
             conversation_topic=_clean(msg.get_conversation_topic()), subject=_clean(subject),

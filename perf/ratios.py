@@ -39,9 +39,28 @@ def _short(fullname: str) -> str:
     return fullname.rsplit("/", 1)[-1]
 
 
+def legacy_projection(info: dict[str, Any]) -> tuple[float, float, float] | None:
+    """(projected seconds for the whole PST, fixed seconds, seconds per message) of a
+    sampled legacy run: a straight line (fixed start-up, e.g. libpff opening the PST, plus a
+    per-message cost) through its two largest samples; None when not sampled."""
+    samples = sorted((v["messages"], v["seconds"]) for v in (info.get("legacy_samples") or {}).values())
+    if info.get("legacy_mode") != "sampled" or not samples or not info.get("pst_messages"):
+        return None
+    if len(samples) == 1:
+        return samples[0][1] / samples[0][0] * info["pst_messages"], 0.0, samples[0][1] / samples[0][0]
+    (n1, t1), (n2, t2) = samples[-2], samples[-1]
+    per = (t2 - t1) / (n2 - n1)
+    fixed = max(t2 - per * n2, 0.0)
+    return fixed + per * info["pst_messages"], fixed, per
+
+
 def rate(bench: dict[str, Any]) -> float:
-    """Items per second of the median round (messages, rows or values; 1/median otherwise)."""
+    """Items per second of the median round (messages, rows or values; 1/median otherwise).
+    A sampled legacy run's rate is its projection for the whole PST (start-up cost paid once)."""
     info = bench.get("extra_info") or {}
+    projected = legacy_projection(info)
+    if projected is not None:
+        return info["pst_messages"] / projected[0]
     median = bench["stats"]["median"]
     for key in ("messages", "rows", "values"):
         if info.get(key) and median:

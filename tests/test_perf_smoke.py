@@ -64,7 +64,7 @@ def test_every_benchmark_ran_and_recorded(smoke_json: Path) -> None:
     assert set(e2e["stage_seconds"]) == {"extract", "load", "thread", "dedupe", "index"}
     assert e2e["processes"] >= 2, "the 2-worker run's worker processes were seen"
     assert "ratio_vs_legacy_orm" in e2e and "ratio_vs_1_worker" in e2e
-    assert "ratio_vs_readpst_j2" in benches["bench_extract.py::test_pstfast[2]"]["extra_info"]
+    assert "ratio_vs_readpst_j_2" in benches["bench_extract.py::test_pstfast[2]"]["extra_info"]
     assert "ratio_vs_raw_copy" in benches["bench_load.py::test_pstfast_load"]["extra_info"]
     assert "ratio_vs_python_reference" in benches["bench_kernels.py::test_content_hash[numba]"]["extra_info"]
 

@@ -71,11 +71,11 @@ def part_path(parts_dir: str | Path, index: int, kind: str) -> Path:
 
 
 def init_worker(ctx: WorkerContext, pst: Any = None) -> None:
-    """Pool initializer: open the PST once for this process (unless given) and load the kernels."""
+    """Pool initializer: open the PST once for this process (unless given)."""
     _STATE.clear()
     _STATE["ctx"] = ctx
     _STATE["reader"] = ItemReader(pst if pst is not None else open_pst(ctx.pst_path), ctx.pst_path)
-    kernels.warm_up()
+    # kernels compile (or load from numba's cache) on the first batch big enough to use them
 
 
 def run_shard(shard: Shard) -> ShardResult:

@@ -26,6 +26,25 @@ def _compiled() -> None:
     assert kernels.warm_up() >= 0.0
 
 
+@pytest.fixture(autouse=True)
+def _always_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every batch in this file takes the compiled path, however small
+    monkeypatch.setattr(kernels, "JIT_MIN_BATCH", 0)
+
+
+def test_small_batches_take_the_references_with_equal_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = [" <MAILTO:A@B.example> ", None, "RE: Fwd:  AW[2]: Hello \t World ", "x" * 300, "\u3000a\u00a0"]
+    bodies = ["b\u3000 c", None, "  tabs\tand\nlines  "] * 2
+    heads = ["h1\x1f", "h2\x1f", "\u00e9\x1f"] * 2
+    compiled = [kernels.normalize_addresses(values), kernels.normalize_subjects(values),
+                kernels.normalize_whitespace(values), kernels.content_hashes(heads, bodies)]
+    monkeypatch.setattr(kernels, "JIT_MIN_BATCH", 10_000)
+    reference = [kernels.normalize_addresses(values), kernels.normalize_subjects(values),
+                 kernels.normalize_whitespace(values), kernels.content_hashes(heads, bodies)]
+    assert compiled == reference
+    assert reference[1][2] == "hello world"  # derived by hand from the rules
+
+
 # --------------------------------------------------------------------------------------
 # strategies
 # --------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ BEGIN
            CASE WHEN r.rn = 1 THEN c.pst_ids END AS duplicate_pst_file_ids,
            c.n AS group_size, r.rn
       FROM ranked r JOIN custodians c USING (grp);
+    -- temp tables are never auto-analyzed: without statistics the UPDATE's join is planned blind
+    ANALYZE _dd_result;
 
     UPDATE email_messages m
        SET duplicate_of = d.duplicate_of, duplicate_pst_file_ids = d.duplicate_pst_file_ids

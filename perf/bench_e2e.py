@@ -35,16 +35,14 @@ import os
 import shutil
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from perf import corpus, measure, ratios
+from perf.pgtools import Databases
 
 SIZES = corpus.sizes()
 WORKERS = [int(x) for x in os.environ.get("PSTFAST_PERF_WORKERS", "1,2").split(",")]
@@ -72,34 +70,6 @@ def server() -> Iterator[str]:
     yield str(srv.get_uri())
     srv.cleanup()
     shutil.rmtree(folder, ignore_errors=True)
-
-
-class Databases:
-    """Fresh, migrated databases on one server (dropped at the end)."""
-
-    def __init__(self, server: str) -> None:
-        self.server, self.names = server, []
-
-    def fresh(self) -> str:
-        from pstfast.migrations import migrate
-
-        name = f"pstfast_perf_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(self.server, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        self.names.append(name)
-        dsn = make_conninfo(self.server, dbname=name)
-        migrate(dsn)
-        return dsn
-
-    def drop(self, dsn: str) -> None:
-        name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
-        with psycopg.connect(self.server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def drop_all(self) -> None:
-        with psycopg.connect(self.server, autocommit=True) as conn:
-            for name in self.names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

@@ -48,13 +48,15 @@ from typing import Any
 import psycopg
 import pytest
 from isal import igzip
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 import pstfast
+import pstfast.db
 from pstfast import records
 from pstfast.manifest import Manifest, write_manifest
-from pstfast.migrations import migrate
 from pstfast.storage import output_prefix
+
+from perf.pgtools import Databases
 
 ROWS = int(os.environ.get("PSTFAST_BENCH_ROWS", "20000"))
 PERROW_ROWS = int(os.environ.get("PSTFAST_BENCH_PERROW_ROWS", str(min(ROWS, 1000))))
@@ -130,28 +132,9 @@ def server() -> Iterator[str]:
     srv.cleanup()
 
 
-class _Databases:
-    def __init__(self, server: str) -> None:
-        self.server, self.names = server, []
-
-    def fresh(self) -> str:
-        name = f"pstfast_bench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(self.server, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        self.names.append(name)
-        dsn = make_conninfo(self.server, dbname=name)
-        migrate(dsn)
-        return dsn
-
-    def drop_all(self) -> None:
-        with psycopg.connect(self.server, autocommit=True) as conn:
-            for name in self.names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="module")
-def dbs(server: str) -> Iterator[_Databases]:
-    d = _Databases(server)
+def dbs(server: str) -> Iterator[Databases]:
+    d = Databases(server)
     yield d
     d.drop_all()
 
@@ -171,7 +154,7 @@ def _rate(benchmark: Any, key: str, rows: int) -> None:
     _rates[key] = rate
 
 
-def _raw_target(dbs: _Databases) -> str:
+def _raw_target(dbs: Databases) -> str:
     """A fresh database with an empty, index-free, logged table for the raw COPY."""
     ddl = "\n".join(line for line in pstfast.db.sql_text("staging_create.sql").split(";")[2].splitlines()
                     if not line.lstrip().startswith("--"))
@@ -199,7 +182,7 @@ def _raw_copy(dsn: str, csv: Path) -> None:
 
 
 @pytest.mark.benchmark(group="load")
-def test_pstfast_load(benchmark: Any, dbs: _Databases, output: tuple[Path, list]) -> None:
+def test_pstfast_load(benchmark: Any, dbs: Databases, output: tuple[Path, list]) -> None:
     """Each round's (untimed) setup also runs one raw COPY, timed here: paired rounds, so
     the ratio compares runs seconds apart on a shared machine whose load drifts."""
     root, rows = output
@@ -223,7 +206,7 @@ def test_pstfast_load(benchmark: Any, dbs: _Databases, output: tuple[Path, list]
 
 
 @pytest.mark.benchmark(group="load")
-def test_raw_copy_psql(benchmark: Any, dbs: _Databases, output: tuple[Path, list]) -> None:
+def test_raw_copy_psql(benchmark: Any, dbs: Databases, output: tuple[Path, list]) -> None:
     root, rows = output
     csv = Path(output_prefix(root, "bench1")) / "emails.csv.gz"
     target: dict[str, str] = {}
@@ -238,7 +221,7 @@ def test_raw_copy_psql(benchmark: Any, dbs: _Databases, output: tuple[Path, list
 
 
 @pytest.mark.benchmark(group="load")
-def test_per_row_insert(benchmark: Any, dbs: _Databases, output: tuple[Path, list]) -> None:
+def test_per_row_insert(benchmark: Any, dbs: Databases, output: tuple[Path, list]) -> None:
     _, rows = output
     subset = rows[:PERROW_ROWS]
     cols = [name for name, _ in records.EMAIL_COLUMNS]
@@ -264,7 +247,7 @@ def test_per_row_insert(benchmark: Any, dbs: _Databases, output: tuple[Path, lis
 
 @pytest.mark.benchmark(group="thread_dedupe")
 @pytest.mark.parametrize("n", THREAD_ROWS)
-def test_thread_and_dedupe(benchmark: Any, dbs: _Databases, tmp_path: Path, n: int) -> None:
+def test_thread_and_dedupe(benchmark: Any, dbs: Databases, tmp_path: Path, n: int) -> None:
     dsn = dbs.fresh()
     # two custodians: half the mailbox each, so threads and duplicates span PSTs
     rows = _emails(n, "t1", seed=n)

@@ -11,23 +11,29 @@ import json
 import sys
 from pathlib import Path
 
-from pstfast.reader import ItemReader, list_folders, open_pst, folder_at
+from pstfast.reader import ItemReader, open_pypff
 from pstfast.records import format_timestamp
+
+
+def _folders(folder, path=()):
+    """(pypff folder, folder path) depth first, the way a pypff script walks a PST."""
+    yield folder, "/".join(path)
+    for i in range(folder.number_of_sub_folders):
+        child = folder.get_sub_folder(i)
+        yield from _folders(child, path + (child.name or "",))
 
 
 def legacy_extract(pst_path: str | Path, out_dir: str | Path) -> int:
     """Extract every item the slow way; returns the number of email rows written."""
     out = Path(out_dir)
     (out / "attachments").mkdir(parents=True, exist_ok=True)
-    pst = open_pst(pst_path)
-    reader = ItemReader(pst, pst_path)
-    folders, _ = list_folders(pst)
+    pst = open_pypff(pst_path)
+    reader = ItemReader(pst_path)  # the field logic only: every item below is read by pypff
     count = 0
     with gzip.open(out / "emails.ndjson.gz", "wt", compresslevel=6, encoding="utf-8") as sink:
-        for folder in folders:
-            handle = folder_at(pst, folder.index_path)
-            for index in range(folder.item_count):
-                stack = [(reader.read(handle.get_sub_message(index)), folder.folder_path)]
+        for folder, folder_path in _folders(pst.get_root_folder()):
+            for index in range(folder.number_of_sub_messages):
+                stack = [(reader.read(reader.pypff_item(folder.get_sub_message(index))), folder_path)]
                 while stack:
                     msg, path = stack.pop()
                     row = {k: v for k, v in vars(msg).items() if k not in ("attachments", "problems")}

@@ -3,10 +3,11 @@
 The module is named ``extractor`` so that importing it never shadows the public
 function ``pstfast.extract``.
 
-Steps: fetch the input (S3 sources are copied to scratch: libpff needs a seekable local
-file), hash it, open it and plan shards from its folder counts, run the shards on a
-process pool (spawn-safe: every worker opens its own PST handle), merge the part files in
-shard order, then publish the objects and write ``manifest.json`` last.
+Steps: fetch the input (S3 sources are copied to scratch: the reader memory-maps a local
+file), hash it while planning shards from its folder tables and starting the workers, run
+the shards on a process pool (spawn-safe: every worker opens its own reader), merge each
+finished shard's part files in shard order while the others run, then publish the objects
+and write ``manifest.json`` last.
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from . import __version__, config, ids, storage
 from .errors import CorruptPstError, InputError, StorageError, UsageError
 from .manifest import MANIFEST_NAME, Manifest, write_manifest
 from .plan import Shard, plan_shards, summary
 from .progress import Progress
-from .reader import libpff_version, list_folders, open_pst
-from .records import ATTACHMENT_FIELDS, EMAIL_COLUMNS
-from .worker import ShardResult, WorkerContext, init_worker, part_path, run_shard
-from .writers import concat_files, csv_header_member, gzip_bytes, merge_parquet
+from .reader import ItemReader, check_signature, libpff_version, list_folders
+from .records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS
+from .worker import ShardResult, WorkerContext, init_worker, part_path, ready, run_shard
+from .writers import ParquetMerger, concat_files, csv_header_member, gzip_bytes
 
 EXTRACTOR_VERSION = f"pstfast-extract {__version__}"
 _ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -87,40 +90,49 @@ def extract(
         local, name = _fetch(source, work)
         timings["fetch"] = time.perf_counter() - t
 
-        # hash the input (hashlib releases the GIL) while libpff opens it and we plan
-        with ThreadPoolExecutor(1) as hasher:
+        # hash the input (hashlib releases the GIL) while we plan and the workers start
+        hasher = ThreadPoolExecutor(1)
+        pool: ProcessPoolExecutor | None = None
+        try:
             hashing = hasher.submit(_hash, source, local)
             t = time.perf_counter()
-            pst = open_pst(local)
-            folders, folder_failures = list_folders(pst)
+            check_signature(local)
+            reader: ItemReader | None = ItemReader(local)
+            folders, folder_failures = list_folders(reader)
             shards = plan_shards(folders, items_per_shard)
+            n_workers = min(n_workers, max(len(shards), 1))
+            if n_workers > 1:
+                reader.close()  # workers open their own readers; none crosses a process boundary
+                reader = None
+                pool = _start_pool(str(local), n_workers)
             timings["plan"] = time.perf_counter() - t
             t = time.perf_counter()
             sha256, size = hashing.result()
             timings["hash_wait"] = time.perf_counter() - t
-        pst_input = _Input(local, sha256, size, name)
-        if n_workers > 1 and len(shards) > 1:
-            del pst  # workers open their own handles; none crosses a process boundary
-            pst = None
-        pst_file_id = pst_file_id or ids.default_pst_file_id(pst_input.sha256)
-        prefix = storage.output_prefix(out, pst_file_id)
+            pst_input = _Input(local, sha256, size, name)
+            pst_file_id = pst_file_id or ids.default_pst_file_id(pst_input.sha256)
+            prefix = storage.output_prefix(out, pst_file_id)
 
-        stage = Path(prefix) if not storage.is_s3(prefix) else work / "out"
-        _prepare_stage(stage, prefix)
-        parts = work / "parts"
-        parts.mkdir()
-        ctx = WorkerContext(str(pst_input.local), pst_file_id, project_id, str(parts),
-                            str(stage / "attachments"), EXTRACTOR_VERSION)
+            stage = Path(prefix) if not storage.is_s3(prefix) else work / "out"
+            _prepare_stage(stage, prefix)
+            parts = work / "parts"
+            parts.mkdir()
+            ctx = WorkerContext(str(pst_input.local), pst_file_id, project_id, str(parts),
+                                str(stage / "attachments"), EXTRACTOR_VERSION)
+
+            t = time.perf_counter()
+            bar = Progress(sum(s.items for s in shards), enabled=progress)
+            merger = _Merger(parts, stage, folder_failures, pst_file_id)
+            results = _run(ctx, shards, bar, merger, pool, reader)
+            bar.close()
+            timings["extract"] = time.perf_counter() - t
+        finally:
+            hasher.shutdown(wait=True)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
         t = time.perf_counter()
-        total_items = sum(s.items for s in shards)
-        bar = Progress(total_items, enabled=progress)
-        results = _run(ctx, shards, n_workers, bar, pst)
-        bar.close()
-        timings["extract"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        _merge(shards, parts, stage, folder_failures, pst_file_id)
+        merger.close()
         objects = _inventory(stage, results)
         timings["merge"] = time.perf_counter() - t
 
@@ -152,7 +164,7 @@ def extract(
             objects=objects,
             extractor_version=EXTRACTOR_VERSION,
             libpff_version=libpff_version(),
-            workers=min(n_workers, max(len(shards), 1)),
+            workers=n_workers,
             shards=summary(shards),
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
@@ -196,60 +208,94 @@ def _prepare_stage(stage: Path, prefix: str) -> None:
         storage.remove(storage.join(prefix, MANIFEST_NAME))
 
 
-def _run(ctx: WorkerContext, shards: Sequence[Shard], n_workers: int, bar: Progress, pst: Any = None) -> list[ShardResult]:
-    """Run every shard; in-process for one worker (reusing *pst*), else on a forkserver pool."""
+def _start_pool(pst_path: str, n_workers: int) -> ProcessPoolExecutor:
+    """A pool of *n_workers* processes that start (and open the PST) right away."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        # import numba, pyarrow and the kernels once in the fork server, not per worker
+        context.set_forkserver_preload(["pstfast.worker"])
+    pool = ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_worker, initargs=(pst_path,))
+    for _ in range(n_workers):
+        pool.submit(ready)  # processes start on demand: ask for all of them now
+    return pool
+
+
+def _run(ctx: WorkerContext, shards: Sequence[Shard], bar: Progress, merger: _Merger,
+         pool: ProcessPoolExecutor | None, reader: ItemReader | None) -> list[ShardResult]:
+    """Run every shard on *pool*, or in this process with *reader*; merge finished shards in order."""
     results: dict[int, ShardResult] = {}
-    n_workers = min(n_workers, len(shards))
     try:
-        if n_workers <= 1:
-            init_worker(ctx, pst)
+        if pool is None:
+            init_worker(ctx.pst_path, reader)
             for shard in shards:
-                results[shard.index] = run_shard(shard)
+                results[shard.index] = run_shard(ctx, shard)
                 bar.update(shard.items)
+                merger.add(shard.index)
         else:
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            context = multiprocessing.get_context(method)
-            if method == "forkserver":
-                # import numba, pyarrow and the kernels once in the fork server, not per worker
-                context.set_forkserver_preload(["pstfast.worker"])
-            with ProcessPoolExecutor(n_workers, mp_context=context,
-                                     initializer=init_worker, initargs=(ctx,)) as pool:
-                futures = {pool.submit(run_shard, shard): shard for shard in shards}
-                for future in as_completed(futures):
-                    result = future.result()
-                    results[result.index] = result
-                    bar.update(futures[future].items)
+            futures = {pool.submit(run_shard, ctx, shard): shard for shard in shards}
+            merged = 0
+            for future in as_completed(futures):
+                result = future.result()
+                results[result.index] = result
+                bar.update(futures[future].items)
+                while merged < len(shards) and merged in results:  # the main process merges meanwhile
+                    merger.add(merged)
+                    merged += 1
     except BrokenProcessPool as exc:
         raise CorruptPstError(f"{ctx.pst_path}: a worker died while reading the PST: {exc}") from exc
     except OSError as exc:
         raise StorageError(f"writing part files failed: {exc}") from exc
+    finally:
+        if reader is not None:
+            reader.close()
     return [results[s.index] for s in shards]
 
 
-def _merge(shards: Sequence[Shard], parts: Path, stage: Path, folder_failures: list[dict], pst_file_id: str) -> None:
-    """Concatenate the part files in shard order into the final objects."""
-    def existing(kind: str) -> list[Path]:
-        return [p for p in (part_path(parts, s.index, kind) for s in shards) if p.exists()]
+class _Merger:
+    """Appends each shard's part files, in shard order, to the final objects."""
 
-    try:
-        for kind, fields in (("emails", None), ("attachments", ATTACHMENT_FIELDS)):
-            ndjson = existing(f"{kind}.ndjson.gz")
-            with open(stage / f"{kind}.ndjson.gz", "wb") as dst:
-                concat_files(ndjson, dst, b"" if ndjson else gzip_bytes(b""))
-            header_fields = fields or tuple(name for name, _ in EMAIL_COLUMNS)
-            with open(stage / f"{kind}.csv.gz", "wb") as dst:
-                concat_files(existing(f"{kind}.csv.gz"), dst, csv_header_member(header_fields))
-        merge_parquet(existing("emails.arrow"), stage / "emails.parquet", EMAIL_COLUMNS)
-        import orjson
-
-        with open(stage / "errors.ndjson", "wb") as dst:
+    def __init__(self, parts: Path, stage: Path, folder_failures: list[dict[str, Any]], pst_file_id: str) -> None:
+        self.parts = parts
+        try:
+            self.files = {name: open(stage / name, "wb") for name in  # noqa: SIM115 - closed by close()
+                          ("emails.ndjson.gz", "emails.csv.gz", "attachments.ndjson.gz", "attachments.csv.gz",
+                           "errors.ndjson")}
+            self.files["emails.csv.gz"].write(csv_header_member(EMAIL_FIELDS))
+            self.files["attachments.csv.gz"].write(csv_header_member(ATTACHMENT_FIELDS))
             for failure in folder_failures:
-                dst.write(orjson.dumps({"pst_file_id": pst_file_id, "severity": "error", "kind": "folder",
-                                        "folder_path": failure["folder_path"], "item_index": None,
-                                        "email_id": None, "ordinal": None, "reason": failure["error"]}) + b"\n")
-            concat_files(existing("errors.ndjson"), dst)
-    except OSError as exc:
-        raise StorageError(f"{stage}: writing the output failed: {exc.strerror or exc}") from exc
+                self.files["errors.ndjson"].write(orjson.dumps({
+                    "pst_file_id": pst_file_id, "severity": "error", "kind": "folder",
+                    "folder_path": failure["folder_path"], "item_index": None, "email_id": None, "ordinal": None,
+                    "reason": failure["error"]}) + b"\n")
+            self.parquet = ParquetMerger(stage / "emails.parquet", EMAIL_COLUMNS)
+        except OSError as exc:
+            raise StorageError(f"{stage}: writing the output failed: {exc.strerror or exc}") from exc
+
+    def add(self, index: int) -> None:
+        try:
+            for name, dst in self.files.items():
+                part = part_path(self.parts, index, name)
+                if part.exists():
+                    concat_files([part], dst)
+                    part.unlink()
+            arrow = part_path(self.parts, index, "emails.arrow")
+            if arrow.exists():
+                self.parquet.add(arrow)
+                arrow.unlink()
+        except OSError as exc:
+            raise StorageError(f"writing the output failed: {exc.strerror or exc}") from exc
+
+    def close(self) -> None:
+        try:
+            for name in ("emails.ndjson.gz", "attachments.ndjson.gz"):
+                if self.files[name].tell() == 0:  # no rows: still a valid (empty) gzip file
+                    self.files[name].write(gzip_bytes(b""))
+            for dst in self.files.values():
+                dst.close()
+            self.parquet.close()
+        except OSError as exc:
+            raise StorageError(f"writing the output failed: {exc.strerror or exc}") from exc
 
 
 def _inventory(stage: Path, results: Sequence[ShardResult]) -> dict[str, dict[str, object]]:

@@ -15,19 +15,32 @@ import uuid
 NAMESPACE = uuid.UUID("6f1c3a52-2b8e-5d3f-9a41-7c0e5b2d8f10")
 
 
+_NAMESPACE_BYTES = NAMESPACE.bytes
+
+
+def uuid5(name: str) -> str:
+    """``str(uuid.uuid5(NAMESPACE, name))`` (RFC 4122), without building UUID objects: it runs
+    for every row and attachment."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def email_id(pst_file_id: str, node_id: int) -> str:
     """Id of a top-level item (message, contact, ...) identified by its node id."""
-    return str(uuid.uuid5(NAMESPACE, f"email:{pst_file_id}:{node_id}"))
+    return uuid5(f"email:{pst_file_id}:{node_id}")
 
 
 def embedded_email_id(parent_email_id: str, ordinal: int) -> str:
     """Id of the message embedded in attachment *ordinal* of *parent_email_id*."""
-    return str(uuid.uuid5(NAMESPACE, f"embedded:{parent_email_id}/{ordinal}"))
+    return uuid5(f"embedded:{parent_email_id}/{ordinal}")
 
 
 def attachment_id(email_id_: str, ordinal: int) -> str:
     """Id of attachment *ordinal* of *email_id_*."""
-    return str(uuid.uuid5(NAMESPACE, f"attachment:{email_id_}/{ordinal}"))
+    return uuid5(f"attachment:{email_id_}/{ordinal}")
 
 
 def default_pst_file_id(sha256_hex: str) -> str:

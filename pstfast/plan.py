@@ -21,15 +21,16 @@ TARGET_SHARDS = 32
 
 @dataclass(frozen=True)
 class Slice:
-    """Items ``start..stop-1`` of one folder."""
+    """Items ``start..start+len(nids)-1`` of one folder: their node ids, in folder order."""
 
-    folder: FolderInfo
+    folder_path: str
+    folder_nid: int
     start: int
-    stop: int
+    nids: tuple[int, ...]
 
     @property
     def items(self) -> int:
-        return self.stop - self.start
+        return len(self.nids)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def plan_shards(folders: Sequence[FolderInfo], items_per_shard: int | None = Non
         start = 0
         while start < folder.item_count:
             take = min(folder.item_count - start, size - filled)
-            current.append(Slice(folder, start, start + take))
+            current.append(Slice(folder.folder_path, folder.node_id, start, folder.message_nids[start:start + take]))
             filled += take
             start += take
             if filled >= size:
@@ -77,8 +78,8 @@ def summary(shards: Sequence[Shard]) -> dict[str, int]:
     split = {}
     for shard in shards:
         for sl in shard.slices:
-            split.setdefault(sl.folder.index_path, 0)
-            split[sl.folder.index_path] += 1
+            split.setdefault(sl.folder_nid, 0)
+            split[sl.folder_nid] += 1
     return {
         "count": len(shards),
         "items_min": min(sizes),

@@ -1,4 +1,11 @@
-"""Reading PST items with pypff (libpff): folders, messages, recipients, attachments.
+"""Reading PST items: folders, messages, recipients, attachments, embedded messages.
+
+The extract stage reads with pstfast's own read-only PST reader (:mod:`pstfast.pst.reader`):
+it opens a file in a millisecond whatever its size, where libpff first builds an item tree
+of the whole file (quadratic in the number of items, about two minutes for 100,000
+messages, and memory that grows with the file). libpff (pypff) stays the reference: the
+same field logic runs over pypff items (:class:`PypffItem`), and the tests check that both
+readers give identical rows on every corpus file and on writer-made PSTs.
 
 Every field comes from the item's MAPI properties first (record set 0) and from the
 transport headers only when the property is absent. Unicode strings (PT_UNICODE) are
@@ -7,10 +14,9 @@ UTF-16LE; ANSI strings (PT_STRING8) are decoded with the message's code page
 message's locale, and only then Windows-1252.
 
 Messages embedded as attachments are the one thing libpff's Python binding cannot open:
-those are read by pstfast's own read-only PST reader (``pstfast.pst.reader``) and fed
-through the same field logic via small pypff look-alike objects.
+for pypff items those are read with pstfast's reader too.
 
-pypff handles never cross a process boundary: each worker opens the PST itself.
+Readers never cross a process boundary: each worker opens the PST itself.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CorruptPstError, NotAPstError
+from .pst.reader import PstReader
 
 PST_MAGIC = b"!BDN"
 
@@ -71,6 +78,9 @@ PR_SENT_REPRESENTING_SMTP_ADDRESS = 0x5D02
 PR_RECIPIENT_DISPLAY_NAME = 0x5FF6
 PR_ATTACHMENT_HIDDEN = 0x7FFE
 
+#: every property the field logic reads (pstfast's reader skips the rest of each object)
+READ_PROPERTIES = frozenset(value for name, value in list(globals().items()) if name.startswith("PR_"))
+
 # property value types
 PT_SHORT, PT_LONG, PT_BOOLEAN, PT_LONGLONG = 0x0002, 0x0003, 0x000B, 0x0014
 PT_STRING8, PT_UNICODE, PT_SYSTIME, PT_BINARY = 0x001E, 0x001F, 0x0040, 0x0102
@@ -98,14 +108,27 @@ _LANG_TO_ANSI = {
 _FILETIME_EPOCH = dt.datetime(1601, 1, 1)
 
 
+NID_MESSAGE_STORE = 0x21
+NID_ROOT_FOLDER = 0x122
+NID_TYPE_NORMAL_FOLDER = 0x02
+NID_TYPE_HIERARCHY_TABLE = 0x0D
+NID_TYPE_CONTENTS_TABLE = 0x0E
+_MAX_DEPTH = 16  # nesting of folders or embedded messages; deeper means a loop in a damaged file
+#: what reading a damaged item can raise (pypff raises OSError, pstfast's reader CorruptPstError)
+READ_ERRORS = (OSError, MemoryError, ValueError, CorruptPstError)
+
+
 @dataclass(frozen=True)
 class FolderInfo:
-    """One folder: how to reach it (sub-folder indices from the root) and its size."""
+    """One folder: its path below the root, its node id, and its messages' node ids in order."""
 
-    index_path: tuple[int, ...]
     folder_path: str
     node_id: int
-    item_count: int
+    message_nids: tuple[int, ...]
+
+    @property
+    def item_count(self) -> int:
+        return len(self.message_nids)
 
 
 def _libpff() -> Any:
@@ -141,8 +164,8 @@ def check_signature(path: str | Path) -> None:
         raise CorruptPstError(f"{path}: truncated PST: {size} bytes, its header says {eof}")
 
 
-def open_pst(path: str | Path) -> Any:
-    """Open *path* with libpff; :class:`CorruptPstError` when its structures are unreadable."""
+def open_pypff(path: str | Path) -> Any:
+    """Open *path* with libpff (the reference reader); :class:`CorruptPstError` when it cannot."""
     check_signature(path)
     pst = _libpff().file()
     try:
@@ -158,45 +181,51 @@ def _first_line(exc: BaseException) -> str:
     return text.split(". ")[0].splitlines()[0] if text else type(exc).__name__
 
 
-def list_folders(pst: Any) -> tuple[list[FolderInfo], list[dict[str, Any]]]:
-    """Every folder in depth-first order, and the folders that could not be read."""
+def list_folders(reader: ItemReader) -> tuple[list[FolderInfo], list[dict[str, Any]]]:
+    """Every folder in depth-first order (hierarchy-table order), and the folders that could not be read.
+
+    A folder's messages are the rows of its contents table, in table order: the order
+    libpff's ``folder.get_sub_message(i)`` uses. A folder whose name cannot be read keeps
+    its messages under ``<folder 0x...>``; one whose tables cannot be read is a failure.
+    """
+    pst = reader.pst
     folders: list[FolderInfo] = []
     failures: list[dict[str, Any]] = []
     try:
-        root = pst.get_root_folder()
-    except (OSError, MemoryError, ValueError) as exc:
-        raise CorruptPstError(f"cannot read the root folder: {_first_line(exc)}") from exc
+        pst.node(NID_ROOT_FOLDER)
+    except CorruptPstError as exc:
+        raise CorruptPstError(f"{exc} (while looking up the root folder)") from exc
 
-    def walk(folder: Any, index_path: tuple[int, ...], names: tuple[str, ...]) -> None:
+    def table(nid: int, nid_type: int) -> list[int]:
+        return pst.row_ids(pst.node((nid & ~0x1F) | nid_type))
+
+    visited = {NID_ROOT_FOLDER}
+
+    def walk(nid: int, names: tuple[str, ...]) -> None:
+        path = "/".join(names)
         try:
-            node_id = folder.identifier
-            count = folder.number_of_sub_messages
-            subs = folder.number_of_sub_folders
-        except (OSError, MemoryError, ValueError) as exc:
-            failures.append({"folder_path": "/".join(names), "index_path": list(index_path),
-                             "error": _first_line(exc)})
+            messages = tuple(table(nid, NID_TYPE_CONTENTS_TABLE))
+            children = table(nid, NID_TYPE_HIERARCHY_TABLE)
+        except CorruptPstError as exc:
+            failures.append({"folder_path": path, "node_id": nid, "error": str(exc)})
             return
-        folders.append(FolderInfo(index_path, "/".join(names), node_id, count))
-        for i in range(subs):
-            try:
-                child = folder.get_sub_folder(i)
-                name = child.name or ""
-            except (OSError, MemoryError, ValueError) as exc:
-                failures.append({"folder_path": "/".join(names), "index_path": list(index_path + (i,)),
-                                 "error": _first_line(exc)})
+        folders.append(FolderInfo(path, nid, messages))
+        for child in children:
+            if child & 0x1F != NID_TYPE_NORMAL_FOLDER:
+                continue  # search folders hold links to messages filed elsewhere
+            if child in visited or len(names) >= _MAX_DEPTH * 4:
+                failures.append({"folder_path": path, "node_id": child, "error": "folder tree loops back on itself"})
                 continue
-            walk(child, index_path + (i,), names + (name,))
+            visited.add(child)
+            try:
+                name = reader.folder_name(child)
+            except CorruptPstError as exc:
+                failures.append({"folder_path": path, "node_id": child, "error": f"folder name unreadable: {exc}"})
+                name = f"<folder 0x{child:X}>"
+            walk(child, names + (name,))
 
-    walk(root, (), ())
+    walk(NID_ROOT_FOLDER, ())
     return folders, failures
-
-
-def folder_at(pst: Any, index_path: tuple[int, ...]) -> Any:
-    """The folder reached by following *index_path* from the root."""
-    folder = pst.get_root_folder()
-    for i in index_path:
-        folder = folder.get_sub_folder(i)
-    return folder
 
 
 # --- property access -------------------------------------------------------------------
@@ -237,22 +266,27 @@ def filetime(data: bytes | None) -> dt.datetime | None:
         return None
 
 
+def pypff_values(record_set: Any) -> dict[int, tuple[int, bytes | None]]:
+    """property id -> (type, stored bytes) of a pypff record set (the first of a repeated id wins)."""
+    values: dict[int, tuple[int, bytes | None]] = {}
+    if record_set is not None:
+        for entry in record_set.entries:
+            tag = entry.entry_type
+            if tag in values:
+                continue
+            try:
+                values[tag] = (entry.value_type, entry.data)
+            except OSError:
+                values[tag] = (entry.value_type, None)
+    return values
+
+
 class Props:
-    """The MAPI properties of one record set: tag -> (value type, raw bytes)."""
+    """The MAPI properties of one object: property id -> (value type, stored bytes)."""
 
     __slots__ = ("values", "codec")
 
-    def __init__(self, record_set: Any, codec: str | None = None) -> None:
-        values: dict[int, tuple[int, bytes | None]] = {}
-        if record_set is not None:
-            for entry in record_set.entries:
-                tag = entry.entry_type
-                if tag in values:
-                    continue
-                try:
-                    values[tag] = (entry.value_type, entry.data)
-                except OSError:
-                    values[tag] = (entry.value_type, None)
+    def __init__(self, values: dict[int, tuple[int, bytes | None]], codec: str | None = None) -> None:
         self.values = values
         self.codec = codec or "cp1252"
 
@@ -336,90 +370,83 @@ class Headers:
         return [{"name": n or None, "email": a or None} for n, a in email.utils.getaddresses([value])]
 
 
-# --- embedded messages (pypff has no Python API for them) ------------------------------
+# --- the two sources of items: pstfast's reader and pypff ------------------------------
 
 
-class _Entry:
-    """A pypff record entry look-alike: property id, value type, raw bytes."""
+class NativeItem:
+    """A message (or any item) read by pstfast's reader; embedded messages are NativeItems too."""
 
-    __slots__ = ("entry_type", "value_type", "data")
+    __slots__ = ("pst", "node", "identifier", "_attachments")
 
-    def __init__(self, entry_type: int, value_type: int, data: bytes) -> None:
-        self.entry_type, self.value_type, self.data = entry_type, value_type, data
+    def __init__(self, pst: PstReader, node: Any) -> None:
+        self.pst = pst
+        self.node = node
+        self.identifier: int = node.nid
+        self._attachments: list[Any] | None = None
 
+    def values(self) -> dict[int, tuple[int, bytes | None]]:
+        return self.pst.raw_properties(self.node, READ_PROPERTIES)  # type: ignore[return-value]
 
-class _RecordSet:
-    """A pypff record set look-alike over properties decoded by :class:`PstReader`."""
+    def recipient_values(self) -> list[dict[int, tuple[int, bytes | None]]]:
+        table = self.pst.recipients_table(self.node)
+        return [] if table is None else self.pst.raw_rows(table, READ_PROPERTIES)  # type: ignore[return-value]
 
-    __slots__ = ("entries",)
+    def attachment_count(self) -> int:
+        if self._attachments is None:
+            self._attachments = self.pst.attachments(self.node)
+        return len(self._attachments)
 
-    def __init__(self, props: dict[int, object]) -> None:
-        self.entries = []
-        for tag, value in props.items():
-            raw = _raw_value(tag & 0xFFFF, value)
-            if raw is not None:
-                self.entries.append(_Entry(tag >> 16, tag & 0xFFFF, raw))
+    def attachment(self, ordinal: int) -> tuple[dict[int, tuple[int, bytes | None]], Any]:
+        """(properties, a handle for :meth:`data` / :meth:`embedded`) of attachment *ordinal*."""
+        self.attachment_count()
+        assert self._attachments is not None
+        node = self._attachments[ordinal]
+        return self.pst.raw_properties(node, READ_PROPERTIES), node  # type: ignore[return-value]
 
+    def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any) -> bytes:
+        found = values.get(PR_ATTACH_DATA)
+        return (found[1] or b"") if found and found[0] == PT_BINARY else b""
 
-def _raw_value(vtype: int, value: object) -> bytes | None:
-    """The on-disk bytes of a decoded value (what :class:`Props` reads)."""
-    if value is None:
-        return None
-    if vtype == PT_UNICODE and isinstance(value, str):
-        return value.encode("utf-16-le", "surrogatepass")
-    if isinstance(value, bytes):
-        return value
-    if vtype == PT_SYSTIME and isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        delta = value - _FILETIME_EPOCH
-        ticks = (delta.days * 86400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
-        return ticks.to_bytes(8, "little", signed=True)
-    if isinstance(value, bool):
-        return b"\x01" if value else b"\x00"
-    if isinstance(value, int):
-        size = {PT_SHORT: 2, PT_LONG: 4, PT_LONGLONG: 8}.get(vtype)
-        return value.to_bytes(size, "little", signed=True) if size else None
-    return None
+    def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> NativeItem:
+        return NativeItem(self.pst, self.pst.embedded(handle, values))  # type: ignore[arg-type]
 
 
-class _EmbeddedAttachment:
-    """An attachment of an embedded message, shaped like a ``pypff.attachment``."""
+class PypffItem:
+    """A pypff (libpff) item, for the legacy baseline and for cross-checking pstfast's reader."""
 
-    number_of_record_sets = 1
+    __slots__ = ("item", "pst", "identifier")
 
-    def __init__(self, attachment: Any) -> None:
-        self.attachment = attachment
+    def __init__(self, item: Any, pst: PstReader) -> None:
+        self.item = item
+        self.pst = pst  # for embedded messages, which pypff cannot open
+        self.identifier: int = item.identifier
 
-    def get_record_set(self, index: int) -> _RecordSet:
-        return _RecordSet(self.attachment.props)
+    def values(self) -> dict[int, tuple[int, bytes | None]]:
+        item = self.item
+        return pypff_values(item.get_record_set(0) if item.number_of_record_sets else None)
 
-    def get_size(self) -> int:
-        return len(self.attachment.data or b"")
+    def recipient_values(self) -> list[dict[int, tuple[int, bytes | None]]]:
+        table = getattr(self.item, "recipients", None)  # reads the table: once, not twice
+        return [] if table is None else [pypff_values(rs) for rs in table.record_sets]
 
-    def read_buffer(self, size: int) -> bytes:
-        return (self.attachment.data or b"")[:size]
+    def attachment_count(self) -> int:
+        return int(self.item.number_of_attachments) if hasattr(self.item, "get_number_of_attachments") else 0
+
+    def attachment(self, ordinal: int) -> tuple[dict[int, tuple[int, bytes | None]], Any]:
+        att = self.item.get_attachment(ordinal)
+        return pypff_values(att.get_record_set(0) if att.number_of_record_sets else None), att
+
+    def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any) -> bytes:
+        length = handle.get_size()
+        return handle.read_buffer(length) if length else b""
+
+    def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> NativeItem:
+        message = self.pst.node(self.identifier)
+        node = self.pst.attachments(message)[ordinal]
+        return NativeItem(self.pst, self.pst.embedded(node, self.pst.raw_properties(node)))
 
 
-class _EmbeddedItem:
-    """An embedded message read by :class:`PstReader`, shaped like a ``pypff.message``."""
-
-    number_of_record_sets = 1
-
-    def __init__(self, message: Any) -> None:
-        self.message = message
-        self.identifier = message.nid
-        self.recipients = type("Recipients", (), {"record_sets": [_RecordSet(r) for r in message.recipients]})()
-        self.number_of_attachments = len(message.attachments)
-
-    def get_record_set(self, index: int) -> _RecordSet:
-        return _RecordSet(self.message.props)
-
-    def get_number_of_attachments(self) -> int:
-        return self.number_of_attachments
-
-    def get_attachment(self, index: int) -> _EmbeddedAttachment:
-        return _EmbeddedAttachment(self.message.attachments[index])
+Item = NativeItem | PypffItem
 
 
 # --- items -----------------------------------------------------------------------------
@@ -472,34 +499,35 @@ class ReadMessage:
 
 
 class ItemReader:
-    """Reads items of one open PST (one per worker)."""
+    """Reads the items of one PST (one per worker process)."""
 
-    def __init__(self, pst: Any, path: str | os.PathLike[str]) -> None:
-        self.pst = pst
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
+        self.pst = PstReader(self.path)
         self.store_codepage = self._store_codepage()
-        self._pst_reader: Any = None  # pstfast.pst.reader.PstReader, opened on first use
 
-    def _embedded(self, item: Any, ordinal: int) -> _EmbeddedItem:
-        """The message embedded in attachment *ordinal* of *item* (libpff cannot open it)."""
-        if isinstance(item, _EmbeddedItem):
-            inner = item.message.attachments[ordinal].message
-        else:
-            if self._pst_reader is None:
-                from .pst.reader import PstReader
+    def close(self) -> None:
+        """Release the file."""
+        self.pst.close()
 
-                self._pst_reader = PstReader(self.path)
-            found = [m for m in self._pst_reader.embedded_messages(item.identifier) if m.attachment_index == ordinal]
-            inner = found[0] if found else None
-        if inner is None:
-            raise ValueError(f"attachment {ordinal} holds no readable embedded message")
-        return _EmbeddedItem(inner)
+    def message(self, nid: int) -> NativeItem:
+        """Top-level item *nid* (raises :class:`CorruptPstError` when it is not in the node B-tree)."""
+        return NativeItem(self.pst, self.pst.node(nid))
+
+    def pypff_item(self, item: Any) -> PypffItem:
+        """Wrap a pypff item so that :meth:`read` reads it with the same field logic."""
+        return PypffItem(item, self.pst)
+
+    def folder_name(self, nid: int) -> str:
+        """The display name of folder *nid*."""
+        props = Props(self.pst.raw_properties(self.pst.node(nid), READ_PROPERTIES),  # type: ignore[arg-type]
+                      codec_for(self.store_codepage))
+        return props.str(PR_DISPLAY_NAME) or ""
 
     def _store_codepage(self) -> int | None:
         try:
-            store = self.pst.get_message_store()
-            props = Props(store.get_record_set(0) if store and store.number_of_record_sets else None)
-        except (OSError, MemoryError, ValueError):
+            props = Props(self.pst.raw_properties(self.pst.node(NID_MESSAGE_STORE), READ_PROPERTIES))  # type: ignore[arg-type]
+        except CorruptPstError:
             return None
         for tag in (PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID):
             cp = props.int(tag)
@@ -515,9 +543,11 @@ class ItemReader:
                 return name
         return "cp1252"
 
-    def read(self, item: Any, *, depth: int = 0) -> ReadMessage:
-        """Read every row field of *item* (a pypff message or other item)."""
-        props = Props(item.get_record_set(0) if item.number_of_record_sets else None)
+    def read(self, item: Item, *, depth: int = 0) -> ReadMessage:
+        """Read every row field of *item* (a message or any other item)."""
+        if depth > _MAX_DEPTH:
+            raise CorruptPstError(f"{self.path}: embedded messages nested deeper than {_MAX_DEPTH}")
+        props = Props(item.values())
         props.codec = self._codec(props)
         headers = Headers(props.str(PR_TRANSPORT_MESSAGE_HEADERS))
 
@@ -539,7 +569,7 @@ class ItemReader:
         problems: list[tuple[int, str, str]] = []
         try:
             recipients = self._recipients(item, props.codec)
-        except (OSError, MemoryError, ValueError) as exc:
+        except READ_ERRORS as exc:
             problems.append((-1, "recipients", f"recipient table unreadable: {_first_line(exc)}"))
             recipients = {"to": [], "cc": [], "bcc": []}
         if not any(recipients.values()) and headers.text:
@@ -590,13 +620,10 @@ class ItemReader:
         codec = codec or "utf-8"
         return data.decode(codec, "replace").rstrip("\x00")
 
-    def _recipients(self, item: Any, codec: str) -> dict[str, list[dict[str, str | None]]]:
+    def _recipients(self, item: Item, codec: str) -> dict[str, list[dict[str, str | None]]]:
         out: dict[str, list[dict[str, str | None]]] = {"to": [], "cc": [], "bcc": []}
-        table = getattr(item, "recipients", None)  # reads the table: once, not twice
-        if table is None:
-            return out
-        for record_set in table.record_sets:
-            props = Props(record_set, codec)
+        for values in item.recipient_values():
+            props = Props(values, codec)
             kind = RECIPIENT_KINDS.get((props.int(PR_RECIPIENT_TYPE) or 1) & 0x0F)
             if kind is None:
                 continue
@@ -609,27 +636,25 @@ class ItemReader:
             out[kind].append({"name": name, "email": address})
         return out
 
-    def _attachments(self, item: Any, codec: str, depth: int) -> tuple[list[ReadAttachment], list[tuple[int, str, str]]]:
-        if not hasattr(item, "get_number_of_attachments"):
-            return [], []
+    def _attachments(self, item: Item, codec: str, depth: int) -> tuple[list[ReadAttachment], list[tuple[int, str, str]]]:
         attachments: list[ReadAttachment] = []
         problems: list[tuple[int, str, str]] = []
         try:
-            count = item.number_of_attachments
-        except OSError as exc:
+            count = item.attachment_count()
+        except READ_ERRORS as exc:
             return [], [(-1, "attachment", f"cannot list attachments: {_first_line(exc)}")]
         for ordinal in range(count):
             try:
                 attachments.append(self._attachment(item, ordinal, codec, depth, problems))
-            except (OSError, ValueError, MemoryError) as exc:
+            except READ_ERRORS as exc:
                 problems.append((ordinal, "attachment", _first_line(exc)))
         return attachments, problems
 
     def _attachment(
-        self, item: Any, ordinal: int, codec: str, depth: int, problems: list[tuple[int, str, str]]
+        self, item: Item, ordinal: int, codec: str, depth: int, problems: list[tuple[int, str, str]]
     ) -> ReadAttachment:
-        att = item.get_attachment(ordinal)
-        props = Props(att.get_record_set(0) if att.number_of_record_sets else None, codec)
+        values, handle = item.attachment(ordinal)
+        props = Props(values, codec)
         method_code = props.int(PR_ATTACH_METHOD) or ATTACH_BY_VALUE
         filename = props.str(PR_ATTACH_LONG_FILENAME) or props.str(PR_ATTACH_FILENAME) or props.str(PR_DISPLAY_NAME)
         data: bytes | None = None
@@ -638,14 +663,13 @@ class ItemReader:
         if method_code == ATTACH_EMBEDDED_MSG:
             method = "embedded_message"
             try:
-                message = self.read(self._embedded(item, ordinal), depth=depth + 1)
-            except (OSError, ValueError, MemoryError, CorruptPstError) as exc:
+                message = self.read(item.embedded(ordinal, values, handle), depth=depth + 1)
+            except READ_ERRORS as exc:
                 problems.append((ordinal, "embedded_message", _first_line(exc)))
         else:
             method = {ATTACH_BY_VALUE: "by_value", ATTACH_OLE: "ole"}.get(method_code, "reference")
             if method != "reference":
-                length = att.get_size()
-                data = att.read_buffer(length) if length else b""
+                data = item.data(values, handle)
                 size = len(data)
         return ReadAttachment(
             ordinal=ordinal,

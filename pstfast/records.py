@@ -101,11 +101,9 @@ def _csv_quote(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _pg_array(items: Iterable[str]) -> str:
-    parts = []
-    for item in items:
-        parts.append('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"')
-    return "{" + ",".join(parts) + "}"
+def pg_array(items: Iterable[str | None]) -> str:
+    """A PostgreSQL array literal of text items (a NULL item becomes an empty string)."""
+    return "{" + ",".join(['"' + (item or "").replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items]) + "}"
 
 
 def csv_field(value: Any) -> str:
@@ -122,7 +120,7 @@ def csv_field(value: Any) -> str:
         return format_timestamp(value)  # type: ignore[return-value]
     if isinstance(value, (list, tuple)):
         addresses = [v["email"] if isinstance(v, dict) else v for v in value]
-        return _csv_quote(_pg_array(a or "" for a in addresses))
+        return _csv_quote(pg_array(addresses))
     raise TypeError(f"no CSV form for {type(value).__name__}")
 
 

@@ -1,4 +1,4 @@
-"""The extract worker: one process, one PST handle, whole shards into part files.
+"""The extract worker: one process, one PST reader, whole shards into part files.
 
 :func:`init_worker` runs once per process (the pool initializer) and opens the PST;
 :func:`run_shard` reads every item of a shard, builds the rows, normalises and hashes
@@ -18,7 +18,7 @@ import orjson
 
 from . import ids, kernels
 from .plan import Shard
-from .reader import ItemReader, ReadMessage, folder_at, open_pst
+from .reader import ItemReader, ReadMessage
 from .records import (
     ATTACHMENT_COLUMNS,
     ATTACHMENT_FIELDS,
@@ -27,7 +27,7 @@ from .records import (
     clean_text,
     format_timestamp,
 )
-from .writers import arrow_table, csv_lines, gzip_bytes, ndjson_lines, write_arrow_part
+from .writers import arrow_tables, csv_lines, gzip_bytes, ndjson_lines, write_arrow_part
 
 PART_KINDS = ("emails.ndjson.gz", "emails.csv.gz", "emails.arrow", "attachments.ndjson.gz",
               "attachments.csv.gz", "errors.ndjson")
@@ -70,18 +70,20 @@ def part_path(parts_dir: str | Path, index: int, kind: str) -> Path:
     return Path(parts_dir) / f"{index:06d}.{kind}"
 
 
-def init_worker(ctx: WorkerContext, pst: Any = None) -> None:
-    """Pool initializer: open the PST once for this process (unless given)."""
+def init_worker(pst_path: str, reader: ItemReader | None = None) -> None:
+    """Pool initializer: open the PST once for this process (unless given a reader)."""
     _STATE.clear()
-    _STATE["ctx"] = ctx
-    _STATE["reader"] = ItemReader(pst if pst is not None else open_pst(ctx.pst_path), ctx.pst_path)
+    _STATE["reader"] = reader if reader is not None else ItemReader(pst_path)
+
+
+def ready() -> None:
+    """A no-op task: submitting one per worker starts the pool's processes early."""
     # kernels compile (or load from numba's cache) on the first batch big enough to use them
 
 
-def run_shard(shard: Shard) -> ShardResult:
+def run_shard(ctx: WorkerContext, shard: Shard) -> ShardResult:
     """Extract every item of *shard* into its part files; returns the counters."""
     started = time.perf_counter()
-    ctx: WorkerContext = _STATE["ctx"]
     reader: ItemReader = _STATE["reader"]
     result = ShardResult(shard.index)
     emails: list[dict[str, Any]] = []
@@ -89,28 +91,18 @@ def run_shard(shard: Shard) -> ShardResult:
     errors: list[dict[str, Any]] = []
 
     for sl in shard.slices:
-        folder = sl.folder
-        try:
-            handle = folder_at(reader.pst, folder.index_path)
-        except Exception as exc:  # the whole slice is lost: one error per item
-            for index in range(sl.start, sl.stop):
-                errors.append(_error(ctx, folder.folder_path, index, None, None, "item", exc))
-            result.items_seen += sl.items
-            result.errors += sl.items
-            continue
-        for index in range(sl.start, sl.stop):
+        for index, nid in enumerate(sl.nids, sl.start):
             result.items_seen += 1
             try:
-                item = handle.get_sub_message(index)
-                message = reader.read(item)
+                message = reader.read(reader.message(nid))
             except Exception as exc:  # one bad item never stops the file: it is recorded
-                errors.append(_error(ctx, folder.folder_path, index, None, None, "item", exc))
+                errors.append(_error(ctx, sl.folder_path, index, None, None, "item", exc))
                 result.errors += 1
                 continue
-            email_id = ids.email_id(ctx.pst_file_id, message.node_id)
-            _flatten(ctx, message, email_id, None, folder.folder_path, index, 0, emails, attachments, errors,
-                     result)
+            email_id = ids.email_id(ctx.pst_file_id, nid)
+            _flatten(ctx, message, email_id, None, sl.folder_path, index, 0, emails, attachments, errors, result)
 
+    reader.pst.release_pages()
     _finish_rows(emails)
     _write_parts(ctx, shard.index, emails, attachments, errors)
     result.emails = len(emails)
@@ -207,13 +199,31 @@ def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str
 
 
 def _store_blob(ctx: WorkerContext, sha256: str, data: bytes) -> None:
-    """Write attachment bytes once per distinct content (atomic: other workers may race)."""
-    path = Path(ctx.attachments_dir) / sha256
-    if path.exists():
+    """Write attachment bytes once per distinct content.
+
+    Created exclusively under the final name (no temporary file and rename: a tenth of the
+    cost per file); when the name exists, a file of the right size is the same content (the
+    name is its sha256) and a short one, left by a crashed run, is rewritten atomically.
+    """
+    written: set[str] = _STATE.setdefault("blobs", set())
+    if sha256 in written:
         return
-    tmp = path.with_name(f".{sha256}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    path = os.path.join(ctx.attachments_dir, sha256)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        if os.stat(path).st_size != len(data):
+            tmp = os.path.join(ctx.attachments_dir, f".{sha256}.{os.getpid()}.tmp")
+            Path(tmp).write_bytes(data)
+            os.replace(tmp, path)
+    else:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    written.add(sha256)
 
 
 def _finish_rows(rows: list[dict[str, Any]]) -> None:
@@ -291,12 +301,13 @@ def _write_parts(ctx: WorkerContext, index: int, emails: list[dict[str, Any]], a
         part_path(ctx.parts_dir, index, kind).write_bytes(data)
 
     if emails:
+        parquet, csv = arrow_tables(emails, EMAIL_COLUMNS)
         put("emails.ndjson.gz", gzip_bytes(ndjson_lines(emails, EMAIL_FIELDS)))
-        put("emails.csv.gz", gzip_bytes(csv_lines(emails, EMAIL_FIELDS)))
-        write_arrow_part(part_path(ctx.parts_dir, index, "emails.arrow"), arrow_table(emails, EMAIL_COLUMNS))
+        put("emails.csv.gz", gzip_bytes(csv_lines(csv)))
+        write_arrow_part(part_path(ctx.parts_dir, index, "emails.arrow"), parquet)
     if attachments:
         put("attachments.ndjson.gz", gzip_bytes(ndjson_lines(attachments, ATTACHMENT_FIELDS)))
-        put("attachments.csv.gz", gzip_bytes(csv_lines(attachments, ATTACHMENT_FIELDS)))
+        put("attachments.csv.gz", gzip_bytes(csv_lines(arrow_tables(attachments, ATTACHMENT_COLUMNS)[1])))
     if errors:
         put("errors.ndjson", b"".join(orjson.dumps(e) + b"\n" for e in errors))
 

@@ -7,16 +7,15 @@ carry mtime 0 and no file name, Parquet row groups have a fixed size.
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 from isal import igzip
 
-from .records import ADDRESS_LIST_FIELDS, csv_header, csv_line, format_timestamp
+from .records import ADDRESS_LIST_FIELDS, csv_header, format_timestamp, pg_array
 
 GZIP_LEVEL = 2  # isal levels are 0-3; 2 is a good speed/size balance
 PARQUET_ROW_GROUP = 16_384
@@ -27,24 +26,32 @@ def gzip_bytes(data: bytes) -> bytes:
     return igzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
 
 
-def ndjson_lines(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> bytes:
-    """NDJSON for *rows*, keys in *fields* order, timestamps as ``...Z`` strings."""
-    out = bytearray()
-    for row in rows:
-        obj = {}
-        for name in fields:
-            value = row.get(name)
-            if isinstance(value, dt.datetime):
-                value = format_timestamp(value)
-            obj[name] = value
-        out += orjson.dumps(obj)
-        out += b"\n"
-    return bytes(out)
+_NDJSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE
 
 
-def csv_lines(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> bytes:
-    """CSV lines (no header) in the loader's dialect."""
-    return "".join(csv_line(row, fields) for row in rows).encode("utf-8")
+def ndjson_lines(rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> bytes:
+    """NDJSON for *rows*, whose keys are exactly *fields* in order; timestamps as ``...Z`` strings.
+
+    orjson writes a naive (UTC) datetime as ``2021-03-04T05:06:07Z``, with microseconds only
+    when present: the same text as :func:`~pstfast.records.format_timestamp`.
+    """
+    if rows and tuple(rows[0]) != tuple(fields):
+        raise ValueError(f"row keys {tuple(rows[0])} are not the record contract {tuple(fields)}")
+    return b"".join([orjson.dumps(row, option=_NDJSON_OPTIONS) for row in rows])
+
+
+def csv_lines(table: Any) -> bytes:
+    """CSV lines (no header) in the loader's dialect, from a table made by :func:`arrow_tables`.
+
+    Arrow's "needed" quoting is the dialect: every string quoted (``""`` inside), NULL an
+    empty unquoted field, integers bare, booleans ``true``/``false``.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return sink.getvalue().to_pybytes()
 
 
 def csv_header_member(fields: Sequence[str]) -> bytes:
@@ -67,21 +74,38 @@ def arrow_schema(columns: Sequence[tuple[str, str]]) -> Any:
     return pa.schema([pa.field(name, types[pg]) for name, pg in columns])
 
 
-def arrow_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> Any:
-    """An Arrow table of *rows*; address lists hold addresses only (as in CSV)."""
+def _csv_schema(columns: Sequence[tuple[str, str]]) -> Any:
     import pyarrow as pa
 
     schema = arrow_schema(columns)
-    data: dict[str, list[Any]] = {}
-    for name, _ in columns:
-        values = [row.get(name) for row in rows]
-        if name in ADDRESS_LIST_FIELDS:
-            values = [None if v is None else [a["email"] if isinstance(a, dict) else a for a in v] for v in values]
-        elif values and any(isinstance(v, dt.datetime) for v in values):
-            values = [v.replace(tzinfo=dt.timezone.utc) if isinstance(v, dt.datetime) and v.tzinfo is None else v
-                      for v in values]
-        data[name] = values
-    return pa.table(data, schema=schema)
+    return pa.schema([pa.field(name, pa.string()) if pg in ("text[]", "timestamptz") else schema.field(name)
+                      for name, pg in columns])
+
+
+def arrow_tables(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[Any, Any]:
+    """(Parquet table, CSV table) of *rows*: the same columns, except that the CSV table holds
+    lists as PostgreSQL array literals and timestamps as text. Address lists hold addresses
+    only; NDJSON keeps the names."""
+    import pyarrow as pa
+
+    parquet: list[Any] = []
+    csv: list[Any] = []
+    for name, pg in columns:
+        values = [row[name] for row in rows]
+        if pg == "text[]":
+            if name in ADDRESS_LIST_FIELDS:
+                values = [None if v is None else [a["email"] for a in v] for v in values]
+            parquet.append(pa.array(values, pa.list_(pa.string())))
+            csv.append(pa.array([None if v is None else pg_array(v) for v in values], pa.string()))
+        elif pg == "timestamptz":
+            parquet.append(pa.array(values, pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC")))
+            csv.append(pa.array([format_timestamp(v) for v in values], pa.string()))
+        else:
+            array = pa.array(values, arrow_schema([(name, pg)]).field(0).type)
+            parquet.append(array)
+            csv.append(array)
+    return (pa.Table.from_arrays(parquet, schema=arrow_schema(columns)),
+            pa.Table.from_arrays(csv, schema=_csv_schema(columns)))
 
 
 def write_arrow_part(path: Path, table: Any) -> None:
@@ -92,29 +116,41 @@ def write_arrow_part(path: Path, table: Any) -> None:
         writer.write_table(table)
 
 
-def merge_parquet(parts: Sequence[Path], out: Path, columns: Sequence[tuple[str, str]]) -> None:
-    """Concatenate Arrow parts in order into one zstd Parquet file with fixed row groups."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+class ParquetMerger:
+    """Appends Arrow parts, in order, to one zstd Parquet file with fixed-size row groups
+    (so the file depends on the rows alone, never on how they were split into parts)."""
 
-    schema = arrow_schema(columns)
-    with pq.ParquetWriter(str(out), schema, compression="zstd", use_dictionary=True) as writer:
-        pending: list[Any] = []
-        pending_rows = 0
-        for part in parts:
-            with pa.memory_map(str(part)) as source:
-                table = pa.ipc.open_file(source).read_all()
-            pending.append(table)
-            pending_rows += table.num_rows
-            if pending_rows >= PARQUET_ROW_GROUP:
-                combined = pa.concat_tables(pending)
-                full = (combined.num_rows // PARQUET_ROW_GROUP) * PARQUET_ROW_GROUP
-                writer.write_table(combined.slice(0, full), row_group_size=PARQUET_ROW_GROUP)
-                rest = combined.slice(full)
-                pending, pending_rows = [rest], rest.num_rows
-        if pending_rows or not parts:
-            tail = pa.concat_tables(pending) if pending else schema.empty_table()
-            writer.write_table(tail, row_group_size=PARQUET_ROW_GROUP)
+    def __init__(self, out: Path, columns: Sequence[tuple[str, str]]) -> None:
+        import pyarrow.parquet as pq
+
+        self.schema = arrow_schema(columns)
+        self.writer = pq.ParquetWriter(str(out), self.schema, compression="zstd", use_dictionary=True)
+        self.pending: list[Any] = []
+        self.pending_rows = 0
+        self.rows = 0
+
+    def add(self, part: Path) -> None:
+        import pyarrow as pa
+
+        with pa.memory_map(str(part)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        if self.pending_rows >= PARQUET_ROW_GROUP:
+            combined = pa.concat_tables(self.pending)
+            full = (combined.num_rows // PARQUET_ROW_GROUP) * PARQUET_ROW_GROUP
+            self.writer.write_table(combined.slice(0, full), row_group_size=PARQUET_ROW_GROUP)
+            self.rows += full
+            rest = combined.slice(full)
+            self.pending, self.pending_rows = [rest], rest.num_rows
+
+    def close(self) -> None:
+        import pyarrow as pa
+
+        if self.pending_rows or not self.rows:
+            tail = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
+            self.writer.write_table(tail, row_group_size=PARQUET_ROW_GROUP)
+        self.writer.close()
 
 
 def concat_files(parts: Sequence[Path], out: IO[bytes], head: bytes = b"") -> None:
@@ -132,6 +168,6 @@ def read_gzip_text(data: bytes) -> str:
 
 
 __all__ = [
-    "arrow_schema", "arrow_table", "concat_files", "csv_header_member", "csv_lines", "gzip_bytes",
-    "merge_parquet", "ndjson_lines", "read_gzip_text", "write_arrow_part",
+    "arrow_schema", "arrow_tables", "concat_files", "csv_header_member", "csv_lines", "gzip_bytes",
+    "ParquetMerger", "ndjson_lines", "read_gzip_text", "write_arrow_part",
 ]

@@ -99,16 +99,8 @@ def test_japanese_contact_names(tmp_path: Path) -> None:
 
 
 def test_ansi_strings_decode_with_the_message_code_page() -> None:
-    class Entry:
-        def __init__(self, tag: int, vtype: int, data: bytes) -> None:
-            self.entry_type, self.value_type, self.data = tag, vtype, data
-
-    class RecordSet:
-        def __init__(self, *entries: Entry) -> None:
-            self.entries = entries
-
     subject = "テスト件名".encode("cp932")
-    props = Props(RecordSet(Entry(0x0037, PT_STRING8, subject + b"\x00")))
+    props = Props({0x0037: (PT_STRING8, subject + b"\x00")})
     props.codec = codec_for(932)
     assert props.str(0x0037) == "テスト件名"
     # an Internet code page for Japanese mail maps to the Windows ANSI code page cp932
@@ -293,7 +285,7 @@ def _damaged(tmp_path: Path, offset: int) -> Path:
 
 
 @needs_corpus
-@pytest.mark.parametrize("offset", [512, 20992, 22016])
+@pytest.mark.parametrize("offset", [512, 36864, 37376])  # the header, the two B-tree roots
 def test_corrupt_header_or_btree_fails_cleanly(tmp_path: Path, offset: int) -> None:
     pst = _damaged(tmp_path, offset)
     with pytest.raises(CorruptPstError):
@@ -304,8 +296,8 @@ def test_corrupt_header_or_btree_fails_cleanly(tmp_path: Path, offset: int) -> N
 
 
 @needs_corpus
-@pytest.mark.parametrize("offset, kind", [(44544, "item"), (55808, "embedded_message"), (18432, "folder"),
-                                          (24064, "attachment")])
+@pytest.mark.parametrize("offset, kind", [(44544, "item"), (56320, "embedded_message"), (18432, "folder"),
+                                          (24064, "attachment"), (51200, "recipients")])
 def test_item_level_damage_goes_to_errors(tmp_path: Path, offset: int, kind: str) -> None:
     manifest, prefix = _extract(_damaged(tmp_path, offset), tmp_path / "out", workers=1)
     errors = [json.loads(line) for line in (prefix / "errors.ndjson").read_text().splitlines()]

@@ -19,6 +19,7 @@ import datetime as _dt
 import mmap
 import os
 import struct
+from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import CorruptPstError, NotAPstError
+from .ndb import crc32
 
 __all__ = ["EmbeddedAttachment", "EmbeddedMessage", "PstReader", "clean_subject"]
 
@@ -56,7 +58,6 @@ NID_RECIPIENT_TABLE = 0x692
 TAG_ATTACH_DATA_BINARY = 0x37010102
 TAG_ATTACH_DATA_OBJECT = 0x3701000D
 TAG_ATTACH_METHOD = 0x37050003
-TAG_LTP_ROW_ID = 0x67F20003
 ATTACH_EMBEDDED_MSG = 5
 
 _MAX_DEPTH = 16  # nesting of embedded messages; deeper means a cycle in a damaged file
@@ -231,6 +232,25 @@ class _Node:
             raise CorruptPstError(f"{self.where()}: heap client signature 0x{client:02X}, expected 0x{client_sig:02X}")
         return struct.unpack_from("<I", blocks[0], 4)[0]
 
+    def page_map(self, block: int) -> tuple[int, ...]:
+        """The allocation offsets of heap block *block* (its HNPAGEMAP)."""
+        offsets = self._maps.get(block)
+        if offsets is not None:
+            return offsets
+        blocks = self.blocks
+        if block >= len(blocks):
+            raise CorruptPstError(f"{self.where()}: heap block {block} of {len(blocks)} does not exist")
+        data = blocks[block]
+        ib = struct.unpack_from("<H", data, 0)[0]
+        if ib + 4 > len(data):
+            raise CorruptPstError(f"{self.where()}: heap page map of block {block} lies outside the block")
+        count = struct.unpack_from("<H", data, ib)[0]
+        if ib + 4 + 2 * (count + 1) > len(data):
+            raise CorruptPstError(f"{self.where()}: heap page map of block {block} is truncated")
+        offsets = struct.unpack_from(f"<{count + 1}H", data, ib + 4)
+        self._maps[block] = offsets
+        return offsets
+
     def heap(self, hid: int) -> bytes:
         """The heap allocation *hid* (empty for hid 0)."""
         if hid == 0:
@@ -238,26 +258,14 @@ class _Node:
         if hid & 0x1F:
             raise CorruptPstError(f"{self.where()}: 0x{hid:X} is not a heap id")
         index, block = (hid >> 5) & 0x7FF, hid >> 16
-        offsets = self._maps.get(block)
-        blocks = self.blocks
-        if offsets is None:
-            if block >= len(blocks):
-                raise CorruptPstError(f"{self.where()}: heap id 0x{hid:X} names block {block} of {len(blocks)}")
-            data = blocks[block]
-            ib = struct.unpack_from("<H", data, 0)[0]
-            if ib + 4 > len(data):
-                raise CorruptPstError(f"{self.where()}: heap page map of block {block} lies outside the block")
-            count = struct.unpack_from("<H", data, ib)[0]
-            if ib + 4 + 2 * (count + 1) > len(data):
-                raise CorruptPstError(f"{self.where()}: heap page map of block {block} is truncated")
-            offsets = struct.unpack_from(f"<{count + 1}H", data, ib + 4)
-            self._maps[block] = offsets
+        offsets = self._maps.get(block) or self.page_map(block)
         if not 1 <= index < len(offsets):
             raise CorruptPstError(f"{self.where()}: heap id 0x{hid:X}: no allocation {index} in block {block}")
         start, end = offsets[index - 1], offsets[index]
-        if not start <= end <= len(blocks[block]):
+        data = self.blocks[block]
+        if not start <= end <= len(data):
             raise CorruptPstError(f"{self.where()}: heap id 0x{hid:X} has bad bounds {start}..{end}")
-        return blocks[block][start:end]
+        return data[start:end]
 
     def hnid(self, hnid: int) -> bytes:
         """A value behind an HNID: a heap allocation or a whole subnode."""
@@ -270,22 +278,22 @@ class _Node:
 
     # --- BTH (MS-PST 2.3.2) ---------------------------------------------------------------
 
-    def bth(self, hid: int) -> tuple[int, int, list[tuple[bytes, bytes]]]:
-        """The records of the BTH whose header is *hid*: (cbKey, cbEnt, [(key, data)])."""
+    def bth_leaves(self, hid: int) -> tuple[int, int, list[bytes]]:
+        """The leaf records of the BTH whose header is *hid*: (cbKey, cbEnt, [leaf bytes]), in key order."""
         head = self.heap(hid)
         if len(head) < 8 or head[0] != 0xB5:
             raise CorruptPstError(f"{self.where()}: BTH header 0x{hid:X} is not a BTH")
         key_size, ent_size, levels, root = head[1], head[2], head[3], struct.unpack_from("<I", head, 4)[0]
         if key_size not in (2, 4, 8, 16) or ent_size == 0:
             raise CorruptPstError(f"{self.where()}: BTH with key size {key_size}, entry size {ent_size}")
-        out: list[tuple[bytes, bytes]] = []
         if levels > 8:  # real BTHs have a few levels; more means damage (and a walk that never ends)
             raise CorruptPstError(f"{self.where()}: BTH claims {levels} index levels")
+        out: list[bytes] = []
         if root:
             self._bth_walk(root, levels, key_size, ent_size, out)
         return key_size, ent_size, out
 
-    def _bth_walk(self, hid: int, level: int, key_size: int, ent_size: int, out: list[tuple[bytes, bytes]]) -> None:
+    def _bth_walk(self, hid: int, level: int, key_size: int, ent_size: int, out: list[bytes]) -> None:
         data = self.heap(hid)
         if level > 0:
             step = key_size + 4
@@ -293,11 +301,9 @@ class _Node:
                 child = struct.unpack_from("<I", data, i + key_size)[0]
                 self._bth_walk(child, level - 1, key_size, ent_size, out)
             return
-        step = key_size + ent_size
-        if len(data) % step:
+        if len(data) % (key_size + ent_size):
             raise CorruptPstError(f"{self.where()}: BTH leaf 0x{hid:X} of {len(data)} bytes is not a whole number of records")
-        for i in range(0, len(data), step):
-            out.append((data[i:i + key_size], data[i + key_size:i + step]))
+        out.append(data)
 
 
 class PstReader:
@@ -318,6 +324,7 @@ class PstReader:
         self._size = size
         self._page = lru_cache(maxsize=4096)(self._page_uncached)
         self._subnode_map_cached = lru_cache(maxsize=1024)(self._subnode_map_uncached)
+        self._last_leaf: dict[int, tuple[list[int], bytes, int]] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -328,6 +335,12 @@ class PstReader:
             mm.close()
             self._mm = None
         self._file.close()
+
+    def release_pages(self) -> None:
+        """Drop the file pages this process has touched from its memory (they stay in the OS
+        page cache): a worker's resident memory then stays flat however large the PST."""
+        if self._mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+            self._mm.madvise(mmap.MADV_DONTNEED)
 
     def __enter__(self) -> PstReader:
         return self
@@ -368,6 +381,58 @@ class PstReader:
             bid_data, bid_sub = self._nbt_lookup(nid)
             return self._tc(_Node(self, nid, bid_data, bid_sub))
 
+    # --- raw access for the extract stage: values stay as stored, decoded by the caller ---------
+
+    def node(self, nid: int) -> _Node:
+        """Node *nid* of the node B-tree."""
+        with self._structure(nid):
+            bid_data, bid_sub = self._nbt_lookup(nid)
+        return _Node(self, nid, bid_data, bid_sub)
+
+    def raw_properties(self, node: _Node, wanted: frozenset[int] | None = None) -> dict[int, tuple[int, bytes]]:
+        """Property id -> (type, stored bytes) of the property context in *node*; only the ids
+        in *wanted* when given (reading a value costs: skip the ones nobody asked for)."""
+        with self._structure(node.nid):
+            return self._pc_bytes(node, wanted)
+
+    def raw_rows(self, node: _Node, wanted: frozenset[int] | None = None) -> list[dict[int, tuple[int, bytes]]]:
+        """Each row of the table context in *node* as property id -> (type, stored bytes)."""
+        with self._structure(node.nid):
+            rows = []
+            for _, cells in self._tc_cells(node, wanted):
+                row: dict[int, tuple[int, bytes]] = {}
+                for tag, ptype, raw in cells:
+                    row.setdefault(tag >> 16, (ptype, raw))
+                rows.append(row)
+            return rows
+
+    def row_ids(self, node: _Node) -> list[int]:
+        """The row ids of the table context in *node* (a folder's contents table: message nids)."""
+        with self._structure(node.nid):
+            return self._tc_row_ids(node)
+
+    def attachments(self, message: _Node) -> list[_Node]:
+        """The attachment nodes of *message*, in pypff's ``get_attachment(i)`` order."""
+        with self._structure(message.nid):
+            return self._attachment_nodes(message)
+
+    def recipients_table(self, message: _Node) -> _Node | None:
+        """The recipient table of *message* (None when it has none)."""
+        with self._structure(message.nid):
+            return message.subnode(NID_RECIPIENT_TABLE)
+
+    def embedded(self, attachment: _Node, props: dict[int, tuple[int, bytes]]) -> _Node:
+        """The message stored inside *attachment* (attach method 5), given its raw properties."""
+        value = props.get(TAG_ATTACH_DATA_OBJECT >> 16)
+        if value is None or value[0] != PT_OBJECT or len(value[1]) < 4:
+            raise CorruptPstError(f"{attachment.where()}: embedded-message attachment without PidTagAttachDataObject")
+        nid = struct.unpack_from("<I", value[1])[0]
+        with self._structure(attachment.nid):
+            node = attachment.subnode(nid)
+        if node is None:
+            raise CorruptPstError(f"{attachment.where()}: embedded message subnode 0x{nid:X} is missing")
+        return node
+
     @contextmanager
     def _structure(self, nid: int) -> Iterator[None]:
         """Turn a parse failure on damaged bytes (short buffer, bad index) into CorruptPstError."""
@@ -405,9 +470,14 @@ class PstReader:
             raise NotAPstError(f"{self.path}: unsupported PST version wVer={ver} (4k-page OSTs are not supported)")
         if self.crypt not in (CRYPT_NONE, CRYPT_PERMUTE, CRYPT_CYCLIC):
             raise CorruptPstError(f"{self.path}: unknown block encoding bCryptMethod={self.crypt}")
+        # dwCRCPartial covers the 471 bytes after the magic; Unicode files add dwCRCFull
+        checks = [(4, 471)] + ([(524, 516)] if self.unicode else [])
+        for at, length in checks:
+            if struct.unpack_from("<I", mm, at)[0] != crc32(mm[8:8 + length]):
+                raise CorruptPstError(f"{self.path}: header checksum mismatch (the PST header is damaged)")
 
-    def _page_uncached(self, ib: int, ptype: int) -> tuple[int, int, bytes]:
-        """A B-tree page at *ib*: (level, entry size, entries)."""
+    def _page_uncached(self, ib: int, ptype: int) -> tuple[int, int, bytes, list[int]]:
+        """A B-tree page at *ib*: (level, entry size, entries, the entries' keys)."""
         mm = self._mm
         if mm is None:
             raise ValueError("PstReader is closed")
@@ -415,46 +485,43 @@ class PstReader:
             raise CorruptPstError(f"{self.path}: B-tree page offset {ib} is outside the file")
         meta = self._page_meta
         count, _, ent_size, level = mm[ib + meta], mm[ib + meta + 1], mm[ib + meta + 2], mm[ib + meta + 3]
-        trailer = ib + 496 if self.unicode else ib + 500
+        if self.unicode:
+            trailer, crc_at, covered = ib + 496, ib + 500, 496
+        else:
+            trailer, crc_at, covered = ib + 500, ib + 508, 500
         if mm[trailer] != ptype or mm[trailer + 1] != ptype:
             raise CorruptPstError(f"{self.path}: page at {ib} has type 0x{mm[trailer]:02X}, expected 0x{ptype:02X}")
-        if count * ent_size > meta or ent_size == 0:
+        if struct.unpack_from("<I", mm, crc_at)[0] != crc32(mm[ib:ib + covered]):
+            raise CorruptPstError(f"{self.path}: B-tree page at {ib} fails its checksum (damaged)")
+        if count * ent_size > meta or ent_size < self._id:
             raise CorruptPstError(f"{self.path}: page at {ib} claims {count} entries of {ent_size} bytes")
-        return level, ent_size, bytes(mm[ib:ib + count * ent_size])
+        entries = bytes(mm[ib:ib + count * ent_size])
+        fmt = "<Q" if self._id == 8 else "<I"
+        keys = [k for (k,) in struct.iter_unpack(fmt, entries)][::ent_size // self._id] \
+            if ent_size % self._id == 0 else [struct.unpack_from(fmt, entries, i * ent_size)[0] for i in range(count)]
+        if self._id == 8 and ptype == 0x81:
+            keys = [k & 0xFFFFFFFF for k in keys]  # NBT keys are 64-bit fields holding a 32-bit nid
+        return level, ent_size, entries, keys
 
     def _btree_find(self, root: int, ptype: int, key: int, what: str) -> bytes | None:
         """The leaf entry whose key is *key*, walking down from the page at *root*."""
-        w = self._id
-        fmt = "<Q" if w == 8 else "<I"
+        # an item's blocks and nodes sit close together in key order: try the last leaf first
+        last = self._last_leaf.get(ptype)
+        if last is not None:
+            keys, entries, ent_size = last
+            if keys[0] <= key <= keys[-1]:
+                i = bisect_right(keys, key) - 1
+                return entries[i * ent_size:(i + 1) * ent_size] if keys[i] == key else None
         ib = root
         for _ in range(16):  # a B-tree deeper than this is a loop in a damaged file
-            level, ent_size, entries = self._page(ib, ptype)
-            n = len(entries) // ent_size
+            level, ent_size, entries, keys = self._page(ib, ptype)
+            i = bisect_right(keys, key) - 1  # the last entry whose key is <= key
+            if i < 0:
+                return None
             if level == 0:
-                lo, hi = 0, n - 1
-                while lo <= hi:  # leaf entries are sorted by key
-                    mid = (lo + hi) // 2
-                    k = struct.unpack_from(fmt, entries, mid * ent_size)[0]
-                    if w == 8 and ptype == 0x81:
-                        k &= 0xFFFFFFFF
-                    if k == key:
-                        return entries[mid * ent_size:(mid + 1) * ent_size]
-                    if k < key:
-                        lo = mid + 1
-                    else:
-                        hi = mid - 1
-                return None
-            chosen = -1
-            for i in range(n):  # the last child whose first key is <= key
-                k = struct.unpack_from(fmt, entries, i * ent_size)[0]
-                if w == 8 and ptype == 0x81:
-                    k &= 0xFFFFFFFF
-                if k > key:
-                    break
-                chosen = i
-            if chosen < 0:
-                return None
-            ib = struct.unpack_from(fmt, entries, chosen * ent_size + 2 * w)[0]
+                self._last_leaf[ptype] = (keys, entries, ent_size)
+                return entries[i * ent_size:(i + 1) * ent_size] if keys[i] == key else None
+            ib = struct.unpack_from("<Q" if self._id == 8 else "<I", entries, i * ent_size + 2 * self._id)[0]
         raise CorruptPstError(f"{self.path}: {what} B-tree is deeper than 16 levels")
 
     def _nbt_lookup(self, nid: int) -> tuple[int, int]:
@@ -487,14 +554,16 @@ class PstReader:
             raise CorruptPstError(f"{self.path}: {where}: block 0x{bid:X} at {ib} (+{total}) runs past the end of the file")
         t = ib + total - trailer_size
         if self.unicode:
-            t_cb, t_bid = struct.unpack_from("<H", mm, t)[0], struct.unpack_from("<Q", mm, t + 8)[0]
+            t_cb, _, t_crc, t_bid = struct.unpack_from("<HHIQ", mm, t)
         else:
-            t_cb, t_bid = struct.unpack_from("<H", mm, t)[0], struct.unpack_from("<I", mm, t + 4)[0]
+            t_cb, _, t_bid, t_crc = struct.unpack_from("<HHII", mm, t)
         if t_cb != cb or (t_bid & ~1) != (bid & ~1):
             raise CorruptPstError(
                 f"{self.path}: {where}: block 0x{bid:X} at {ib}: trailer says {t_cb} bytes of block 0x{t_bid:X}"
             )
         data = mm[ib:ib + cb]
+        if t_crc != crc32(data) and (t_crc or self.unicode):  # old ANSI writers leave the CRC at 0
+            raise CorruptPstError(f"{self.path}: {where}: block 0x{bid:X} at {ib} fails its checksum (damaged data)")
         if bid & 2 or self.crypt == CRYPT_NONE:  # internal blocks (XBLOCK, SLBLOCK...) are never encoded
             return data
         if self.crypt == CRYPT_PERMUTE:
@@ -569,14 +638,10 @@ class PstReader:
     def _pc_raw(self, node: _Node) -> dict[int, int]:
         """tag -> dwValueHnid for every property of the PC in *node*."""
         root = node.heap_header(0xBC)
-        key_size, ent_size, records = node.bth(root)
+        key_size, ent_size, leaves = node.bth_leaves(root)
         if key_size != 2 or ent_size != 6:
             raise CorruptPstError(f"{node.where()}: property context BTH has key/entry sizes {key_size}/{ent_size}")
-        out = {}
-        for key, data in records:
-            ptype, hnid = struct.unpack_from("<HI", data)
-            out[(struct.unpack_from("<H", key)[0] << 16) | ptype] = hnid
-        return out
+        return {(pid << 16) | ptype: hnid for leaf in leaves for pid, ptype, hnid in struct.iter_unpack("<HHI", leaf)}
 
     def _pc_value(self, node: _Node, tag: int, hnid: int) -> Any:
         ptype = tag & 0xFFFF
@@ -591,8 +656,35 @@ class PstReader:
     def _pc(self, node: _Node, skip: int = -1) -> dict[int, object]:
         return {tag: self._pc_value(node, tag, hnid) for tag, hnid in self._pc_raw(node).items() if tag != skip}
 
-    def _tc(self, node: _Node) -> list[tuple[int, dict[int, object]]]:
-        """(row id, row) for every row of the table context in *node*, in row-index order."""
+    def _pc_bytes(self, node: _Node, wanted: frozenset[int] | None = None) -> dict[int, tuple[int, bytes]]:
+        """property id -> (type, stored bytes) for the PC in *node* (only ids in *wanted*, when
+        given); the first of a repeated id wins."""
+        out: dict[int, tuple[int, bytes]] = {}
+        root = node.heap_header(0xBC)
+        key_size, ent_size, leaves = node.bth_leaves(root)
+        if key_size != 2 or ent_size != 6:
+            raise CorruptPstError(f"{node.where()}: property context BTH has key/entry sizes {key_size}/{ent_size}")
+        blocks, maps = node.blocks, node._maps
+        for leaf in leaves:
+            for pid, ptype, hnid in struct.iter_unpack("<HHI", leaf):
+                if pid in out or (wanted is not None and pid not in wanted):
+                    continue
+                size = _FIXED.get(ptype)
+                if size is not None and size <= 4:
+                    out[pid] = (ptype, hnid.to_bytes(4, "little")[:size])
+                elif hnid & 0x1F or not hnid:
+                    out[pid] = (ptype, node.hnid(hnid))
+                else:  # node.heap(hnid), inlined: this loop runs for every property of every item
+                    block, index = hnid >> 16, (hnid >> 5) & 0x7FF
+                    offsets = maps.get(block) or node.page_map(block)
+                    if 1 <= index < len(offsets) and offsets[index - 1] <= offsets[index] <= len(blocks[block]):
+                        out[pid] = (ptype, blocks[block][offsets[index - 1]:offsets[index]])
+                    else:
+                        out[pid] = (ptype, node.heap(hnid))  # raises the specific error
+        return out
+
+    def _tc_layout(self, node: _Node) -> tuple[list[tuple[int, int, int, int]], int, int, list[bytes], int, int, list[bytes]]:
+        """(columns, row size, CEB offset, row-index leaves, key size, entry size, row blocks) of a TC."""
         root = node.heap_header(0x7C)
         info = node.heap(root)
         if len(info) < 22 or info[0] != 0x7C:
@@ -605,46 +697,73 @@ class PstReader:
         cols = [struct.unpack_from("<IHBB", info, 22 + 8 * i) for i in range(ncols)]
         row_size, ceb_start = rgib[3], rgib[2]
         if hid_index == 0:
-            return []
-        key_size, ent_size, index = node.bth(hid_index)
-        if index and (key_size != 4 or ent_size not in (2, 4)):
+            return cols, row_size, ceb_start, [], 4, 4, []
+        key_size, ent_size, leaves = node.bth_leaves(hid_index)
+        if leaves and (key_size != 4 or ent_size not in (2, 4)):
             raise CorruptPstError(f"{node.where()}: table row index has key/entry sizes {key_size}/{ent_size}")
-        if not index or hnid_rows == 0 or row_size == 0:
-            return []
-        if hnid_rows & 0x1F == 0:
-            blocks = [node.heap(hnid_rows)]
-            per_block = len(blocks[0]) // row_size
-        else:
-            sub = node.subnode(hnid_rows)
-            if sub is None:
-                raise CorruptPstError(f"{node.where()}: row matrix subnode 0x{hnid_rows:X} is missing")
-            blocks = sub.blocks
-            per_block = self._max_block // row_size  # rows never span blocks
+        blocks: list[bytes] = []
+        if leaves and hnid_rows and row_size:
+            if hnid_rows & 0x1F == 0:
+                blocks = [node.heap(hnid_rows)]
+            else:
+                sub = node.subnode(hnid_rows)
+                if sub is None:
+                    raise CorruptPstError(f"{node.where()}: row matrix subnode 0x{hnid_rows:X} is missing")
+                blocks = sub.blocks
+        return cols, row_size, ceb_start, leaves, key_size, ent_size, blocks
+
+    def _tc_row_ids(self, node: _Node) -> list[int]:
+        """The row ids (dwRowID) of the TC in *node*, in row-index order, without reading any row."""
+        _, _, _, leaves, _, ent_size, _ = self._tc_layout(node)
+        fmt = "<IH" if ent_size == 2 else "<II"
+        return [row_id for leaf in leaves for row_id, _ in struct.iter_unpack(fmt, leaf)]
+
+    def _tc_cells(
+        self, node: _Node, wanted: frozenset[int] | None = None
+    ) -> Iterator[tuple[int, list[tuple[int, int, bytes]]]]:
+        """(row id, [(tag, type, stored bytes)]) for every row of the TC in *node*, in row-index
+        order; only the columns whose property id is in *wanted*, when given."""
+        cols, row_size, ceb_start, leaves, _, ent_size, blocks = self._tc_layout(node)
+        if wanted is not None:
+            cols = [c for c in cols if c[0] >> 16 in wanted]
+        if not blocks:
+            return
+        per_block = len(blocks[0]) // row_size if len(blocks) == 1 else self._max_block // row_size  # rows never span blocks
+        fmt = "<IH" if ent_size == 2 else "<II"
+        for leaf in leaves:
+            for row_id, row_index in struct.iter_unpack(fmt, leaf):
+                block_no, slot = divmod(row_index, per_block) if per_block else (len(blocks), 0)
+                start = slot * row_size
+                if block_no >= len(blocks) or start + row_size > len(blocks[block_no]):
+                    raise CorruptPstError(f"{node.where()}: table row {row_index} lies outside the row matrix")
+                row = blocks[block_no][start:start + row_size]
+                cells = []
+                for tag, ib, cb, bit in cols:
+                    if not row[ceb_start + (bit >> 3)] & (0x80 >> (bit & 7)):
+                        continue  # the cell existence bitmap says this cell is absent
+                    ptype = tag & 0xFFFF
+                    cell = row[ib:ib + cb]
+                    size = _FIXED.get(ptype)
+                    if size is not None and cb >= size:
+                        cells.append((tag, ptype, cell[:size]))
+                    elif cb != 4:
+                        raise CorruptPstError(f"{node.where()}: column 0x{tag:08X} is {cb} bytes, expected an HNID")
+                    else:
+                        cells.append((tag, ptype, node.hnid(struct.unpack_from("<I", cell)[0])))
+                yield row_id, cells
+
+    def _tc(self, node: _Node) -> list[tuple[int, dict[int, object]]]:
+        """(row id, row) for every row of the table context in *node*, in row-index order."""
         rows = []
-        for key, value in index:
-            row_index = struct.unpack_from("<I" if ent_size == 4 else "<H", value)[0]
-            block_no, slot = divmod(row_index, per_block) if per_block else (len(blocks), 0)
-            start = slot * row_size
-            if block_no >= len(blocks) or start + row_size > len(blocks[block_no]):
-                raise CorruptPstError(f"{node.where()}: table row {row_index} lies outside the row matrix")
-            row = blocks[block_no][start:start + row_size]
+        for row_id, cells in self._tc_cells(node):
             values: dict[int, object] = {}
-            for tag, ib, cb, bit in cols:
-                if not row[ceb_start + (bit >> 3)] & (0x80 >> (bit & 7)):
-                    continue  # the cell existence bitmap says this cell is absent
-                ptype = tag & 0xFFFF
-                cell = row[ib:ib + cb]
-                size = _FIXED.get(ptype)
-                if size is not None and cb >= size:
-                    values[tag] = _decode_fixed(ptype, cell)
-                    continue
-                if cb != 4:
-                    raise CorruptPstError(f"{node.where()}: column 0x{tag:08X} is {cb} bytes, expected an HNID")
+            for tag, ptype, raw in cells:
                 try:
-                    values[tag] = _decode_variable(ptype, node.hnid(struct.unpack_from("<I", cell)[0]))
+                    values[tag] = _decode_fixed(ptype, raw) if ptype in _FIXED and len(raw) == _FIXED[ptype] \
+                        else _decode_variable(ptype, raw)
                 except ValueError as exc:
                     raise CorruptPstError(f"{node.where()}: column 0x{tag:08X}: {exc}") from None
-            rows.append((struct.unpack_from("<I", key)[0], values))
+            rows.append((row_id, values))
         return rows
 
     # --- messaging --------------------------------------------------------------------------
@@ -655,14 +774,11 @@ class PstReader:
         if table is None:
             return []
         out = []
-        for row_id, row in self._tc(table):
-            # libpff takes the subnode id from the PidTagLtpRowId cell; it equals the row id
-            nid = row.get(TAG_LTP_ROW_ID, row_id)
-            assert isinstance(nid, int)
-            nid &= 0xFFFFFFFF
-            att = message.subnode(nid)
+        for row_id in self._tc_row_ids(table):
+            # the row id is the attachment's subnode id (libpff reads the same value from PidTagLtpRowId)
+            att = message.subnode(row_id)
             if att is None:
-                raise CorruptPstError(f"{message.where()}: attachment subnode 0x{nid:X} is missing")
+                raise CorruptPstError(f"{message.where()}: attachment subnode 0x{row_id:X} is missing")
             out.append(att)
         return out
 

@@ -2,8 +2,10 @@
 
 Backends:
 
-* ``postgres`` (default): fill the stored ``search_vector`` tsvector (``sql/index_update.sql``;
-  GIN index from ``sql/004_search.sql``); query it with :func:`pstfast.search`.
+* ``postgres`` (default): the load stores each row's ``search_vector`` tsvector as it
+  inserts it (``pstfast_search_vector``, ``sql/005_search_vector.sql``); this stage fills
+  any row still without one (``sql/index_update.sql``; GIN index from
+  ``sql/004_search.sql``); query it with :func:`pstfast.search`.
 * ``opensearch``: build ``_bulk`` NDJSON (deterministic ``_id`` = email_id, documents in
   email_id order, key-sorted JSON), write it under ``stages/index/`` as ``bulk-NNNNN.ndjson``
   files of at most ~10 MB each (each one a valid ``_bulk`` body, listed in ``bulk.json``)
@@ -163,8 +165,9 @@ def index(
         conn.commit()
         if backend == "postgres":
             with conn.transaction():
-                cur = conn.execute(sql_text("index_update.sql"), {"project_id": project, "pst_file_id": pst_file_id})
-                count = cur.rowcount
+                row = conn.execute(sql_text("index_update.sql"),
+                                   {"project_id": project, "pst_file_id": pst_file_id}).fetchone()
+                count = int(row[1]) if row else 0
                 set_status(conn, pst_file_id, "indexed")
             return IndexResult(pst_file_id, project, backend, count, round(time.perf_counter() - t0, 6))
 

@@ -1,7 +1,11 @@
 """Extract throughput, side by side in one run: pstfast (1 and 2 workers), the legacy
 baseline, ``readpst -j 2 -e`` and ``pffexport``, on one writer-made PST.
 
-Size: ``PSTFAST_BENCH_MESSAGES`` (default 2000; the issue's target run uses 20000).
+Size: ``PSTFAST_BENCH_MESSAGES`` (default 2000; the issue's target run uses 20000), from
+the cached corpus (``perf/corpus.py``). Rounds: ``PSTFAST_BENCH_ROUNDS`` (default 3) for
+pstfast, readpst and pffexport, ``PSTFAST_BENCH_LEGACY_ROUNDS`` (default 1) for the legacy
+baseline; every rate and ratio uses medians. ``PSTFAST_BENCH_RSS_SIZES`` (e.g.
+``20000,100000``) adds one 2-worker extract per size, to compare the workers' peak RSS.
 Run: ``python -m pytest perf/bench_extract.py --benchmark-enable -q``. Each result's
 extra_info holds messages/s, MB/s and the ratio to the legacy baseline (when it ran first
 in the same session, as it does in file order).
@@ -22,34 +26,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from legacy_extract import legacy_extract  # noqa: E402
 
 MESSAGES = int(os.environ.get("PSTFAST_BENCH_MESSAGES", "2000"))
-_means: dict[str, float] = {}
+ROUNDS = int(os.environ.get("PSTFAST_BENCH_ROUNDS", "3"))
+LEGACY_ROUNDS = int(os.environ.get("PSTFAST_BENCH_LEGACY_ROUNDS", "1"))
+RSS_SIZES = [int(x) for x in os.environ.get("PSTFAST_BENCH_RSS_SIZES", "").split(",") if x.strip()]
+_medians: dict[str, float] = {}
+
+
+def _counted(messages: int, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+    from corpus import bench_pst as cached_pst
+
+    import pstfast
+
+    pst = cached_pst(messages)
+    manifest = pstfast.extract(pst.path, tmp_path_factory.mktemp("count"), workers=2)
+    return pst.path, manifest.counts["emails"], pst.size_bytes
 
 
 @pytest.fixture(scope="module")
 def bench_pst(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
     from pstfast import kernels
-    from pstfast.synthetic import SynthOptions, synth
 
     kernels.warm_up()  # JIT cost is paid once and reported by perf/bench_kernels.py
-    path = tmp_path_factory.mktemp("bench") / f"bench-{MESSAGES}.pst"
-    synth(path, options=SynthOptions(messages=MESSAGES, seed=7))
-    import pstfast
-
-    manifest = pstfast.extract(path, tmp_path_factory.mktemp("count"), workers=2)
-    return path, manifest.counts["emails"], path.stat().st_size
+    return _counted(MESSAGES, tmp_path_factory)
 
 
 def _record(benchmark, name: str, emails: int, size: int) -> None:
-    mean = benchmark.stats.stats.mean
-    _means[name] = mean
+    median = benchmark.stats.stats.median
+    _medians[name] = median
     benchmark.extra_info.update(messages=emails, pst_mb=round(size / 1e6, 1),
-                                messages_per_s=round(emails / mean, 1), mb_per_s=round(size / 1e6 / mean, 2))
-    if "legacy" in _means and name != "legacy":
-        benchmark.extra_info["speedup_vs_legacy"] = round(_means["legacy"] / mean, 2)
-    if "pstfast_1" in _means and name == "pstfast_2":
-        benchmark.extra_info["speedup_vs_1_worker"] = round(_means["pstfast_1"] / mean, 2)
-    if "readpst_j2" in _means and name.startswith("pstfast"):
-        benchmark.extra_info["speedup_vs_readpst_j2"] = round(_means["readpst_j2"] / mean, 2)
+                                messages_per_s=round(emails / median, 1), mb_per_s=round(size / 1e6 / median, 2))
+    if "legacy" in _medians and name != "legacy":
+        benchmark.extra_info["speedup_vs_legacy"] = round(_medians["legacy"] / median, 2)
+    if "pstfast_1" in _medians and name == "pstfast_2":
+        benchmark.extra_info["speedup_vs_1_worker"] = round(_medians["pstfast_1"] / median, 2)
+    if "readpst_j2" in _medians and name.startswith("pstfast"):
+        benchmark.extra_info["speedup_vs_readpst_j2"] = round(_medians["readpst_j2"] / median, 2)
 
 
 def _fresh(tmp_path: Path, name: str) -> Path:
@@ -60,7 +71,7 @@ def _fresh(tmp_path: Path, name: str) -> Path:
 
 def test_legacy(benchmark, bench_pst, tmp_path: Path) -> None:
     path, emails, size = bench_pst
-    benchmark.pedantic(lambda: legacy_extract(path, _fresh(tmp_path, "legacy")), rounds=1, iterations=1)
+    benchmark.pedantic(lambda: legacy_extract(path, _fresh(tmp_path, "legacy")), rounds=LEGACY_ROUNDS, iterations=1)
     _record(benchmark, "legacy", emails, size)
 
 
@@ -72,7 +83,7 @@ def test_readpst_j2(benchmark, bench_pst, tmp_path: Path) -> None:
         out.mkdir()
         subprocess.run(["readpst", "-j", "2", "-e", "-q", "-o", str(out), str(path)], check=True)
 
-    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
     _record(benchmark, "readpst_j2", emails, size)
 
 
@@ -84,7 +95,7 @@ def test_pffexport(benchmark, bench_pst, tmp_path: Path) -> None:
         subprocess.run(["pffexport", "-q", "-t", str(out), str(path)], check=True,
                        stdout=subprocess.DEVNULL)
 
-    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
     _record(benchmark, "pffexport", emails, size)
 
 
@@ -94,5 +105,17 @@ def test_pstfast(benchmark, bench_pst, tmp_path: Path, workers: int) -> None:
 
     path, emails, size = bench_pst
     benchmark.pedantic(lambda: pstfast.extract(path, _fresh(tmp_path, f"w{workers}"), workers=workers),
-                       rounds=1, iterations=1)
+                       rounds=ROUNDS, iterations=1)
     _record(benchmark, f"pstfast_{workers}", emails, size)
+
+
+@pytest.mark.skipif(not RSS_SIZES, reason="set PSTFAST_BENCH_RSS_SIZES=20000,100000 to compare worker RSS")
+@pytest.mark.parametrize("messages", RSS_SIZES or [0])
+def test_pstfast_worker_rss(benchmark, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path,
+                            messages: int) -> None:
+    """One 2-worker extract per size: peak_rss_child_max_mb is a worker's peak (perf/conftest.py)."""
+    import pstfast
+
+    path, emails, size = _counted(messages, tmp_path_factory)
+    benchmark.pedantic(lambda: pstfast.extract(path, _fresh(tmp_path, "rss"), workers=2), rounds=1, iterations=1)
+    _record(benchmark, f"pstfast_2_rss_{messages}", emails, size)

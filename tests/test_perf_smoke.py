@@ -30,6 +30,7 @@ def smoke_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
         PSTFAST_PERF_CACHE=str(tmp / "cache"), PSTFAST_PERF_SIZES="120", PSTFAST_PERF_WORKERS="1,2",
         PSTFAST_PERF_LEGACY_FULL_MAX="120", PSTFAST_BENCH_MESSAGES="120", PSTFAST_BENCH_ROWS="300",
         PSTFAST_BENCH_PERROW_ROWS="50", PSTFAST_BENCH_THREAD_ROWS="200,400", PSTFAST_HOME=str(tmp / "home"),
+        PSTFAST_BENCH_ROUNDS="1", PSTFAST_BENCH_RSS_SIZES="120",
     )
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
            "perf/bench_e2e.py", "perf/bench_extract.py", "perf/bench_load.py", "perf/bench_kernels.py",
@@ -54,6 +55,7 @@ def test_every_benchmark_ran_and_recorded(smoke_json: Path) -> None:
                  "bench_e2e.py::test_e2e_legacy[120]", "bench_extract.py::test_legacy",
                  "bench_extract.py::test_readpst_j2", "bench_extract.py::test_pffexport",
                  "bench_extract.py::test_pstfast[1]", "bench_extract.py::test_pstfast[2]",
+                 "bench_extract.py::test_pstfast_worker_rss[120]",
                  "bench_load.py::test_pstfast_load", "bench_load.py::test_raw_copy_psql",
                  "bench_load.py::test_per_row_insert", "bench_kernels.py::test_content_hash[numba]"):
         assert name in benches, f"{name} missing; got {sorted(benches)}"
@@ -65,6 +67,7 @@ def test_every_benchmark_ran_and_recorded(smoke_json: Path) -> None:
     assert e2e["processes"] >= 2, "the 2-worker run's worker processes were seen"
     assert "ratio_vs_legacy_orm" in e2e and "ratio_vs_1_worker" in e2e
     assert "ratio_vs_readpst_j_2" in benches["bench_extract.py::test_pstfast[2]"]["extra_info"]
+    assert benches["bench_extract.py::test_pstfast_worker_rss[120]"]["extra_info"]["peak_rss_child_max_mb"] > 0
     assert "ratio_vs_raw_copy" in benches["bench_load.py::test_pstfast_load"]["extra_info"]
     assert "ratio_vs_python_reference" in benches["bench_kernels.py::test_content_hash[numba]"]["extra_info"]
 

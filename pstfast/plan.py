@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .reader import FolderInfo
 
 MIN_SHARD_ITEMS = 64
-MAX_SHARD_ITEMS = 1024  # bounds a worker's memory (a shard's rows wait in it), whatever the PST size
+MAX_SHARD_ITEMS = 512  # bounds a worker's memory (a shard's rows wait in it), whatever the PST size
 TARGET_SHARDS = 32
 
 

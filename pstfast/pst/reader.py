@@ -1,16 +1,23 @@
-"""A small read-only PST reader (MS-PST NDB and LTP layers) for embedded messages.
+"""pstfast's read-only PST reader (MS-PST NDB and LTP layers): what the extract stage reads with.
 
-libpff's Python binding cannot open a message embedded as an attachment (attach method
-5, ``PidTagAttachDataObject``), so the extract stage reads those, and only those, with
-:class:`PstReader`. It handles Unicode (wVer 23) and ANSI (wVer 14/15) files, the three
-block encodings (none, permute, cyclic), multi-level B-trees, data trees (XBLOCK and
-XXBLOCK), nested subnode trees, multi-block heaps, multi-level BTHs, property contexts and
-table contexts. Everything is parsed lazily from a read-only memory map, so one reader per
-worker process is cheap to keep open.
+It handles Unicode (wVer 23) and ANSI (wVer 14/15) files, the three block encodings (none,
+permute, cyclic), multi-level B-trees, data trees (XBLOCK and XXBLOCK), nested subnode
+trees, multi-block heaps, multi-level BTHs, property contexts and table contexts, and
+checks the CRC of the header, of every B-tree page and of every block it reads. Everything
+is parsed lazily from a read-only memory map: opening costs a millisecond whatever the
+file's size (libpff first builds an item tree of the whole file, quadratic in the number
+of items), and a worker's memory stays flat (:meth:`PstReader.release_pages`).
+
+Two views: the raw one the extract stage uses (:meth:`PstReader.raw_properties`,
+:meth:`~PstReader.raw_rows`: values as stored, only the properties asked for, decoded by
+``pstfast.reader``), and a decoded one (:meth:`~PstReader.properties`,
+:meth:`~PstReader.table_rows`, :meth:`~PstReader.embedded_messages`) that the tests check
+against libpff, readpst and the writer's ground truth.
 
 Attachment order: rows of the attachment table (nid 0x671) in the order of its row index
 (the BTH keyed by row id, as stored), which is the order libpff's
-``message.get_attachment(i)`` uses; ``tests/test_pst_reader.py`` checks the two agree.
+``message.get_attachment(i)`` uses; folders' messages likewise follow their contents
+table. ``tests/test_pst_reader.py`` and ``tests/test_reader_crosscheck.py`` check both.
 """
 
 from __future__ import annotations
@@ -324,7 +331,7 @@ class PstReader:
         self._size = size
         self._page = lru_cache(maxsize=4096)(self._page_uncached)
         self._subnode_map_cached = lru_cache(maxsize=1024)(self._subnode_map_uncached)
-        self._last_leaf: dict[int, tuple[list[int], bytes, int]] = {}
+        self._last_leaf: dict[int, tuple[list[int], list[tuple[int, int]]]] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -476,8 +483,9 @@ class PstReader:
             if struct.unpack_from("<I", mm, at)[0] != crc32(mm[8:8 + length]):
                 raise CorruptPstError(f"{self.path}: header checksum mismatch (the PST header is damaged)")
 
-    def _page_uncached(self, ib: int, ptype: int) -> tuple[int, int, bytes, list[int]]:
-        """A B-tree page at *ib*: (level, entry size, entries, the entries' keys)."""
+    def _page_uncached(self, ib: int, ptype: int) -> tuple[int, list[int], list[tuple[int, int]]]:
+        """A B-tree page at *ib*: (level, the entries' keys, their values), values decoded once:
+        child page offsets (level > 0), (bidData, bidSub) of NBT leaves, (ib, cb) of BBT leaves."""
         mm = self._mm
         if mm is None:
             raise ValueError("PstReader is closed")
@@ -493,54 +501,62 @@ class PstReader:
             raise CorruptPstError(f"{self.path}: page at {ib} has type 0x{mm[trailer]:02X}, expected 0x{ptype:02X}")
         if struct.unpack_from("<I", mm, crc_at)[0] != crc32(mm[ib:ib + covered]):
             raise CorruptPstError(f"{self.path}: B-tree page at {ib} fails its checksum (damaged)")
-        if count * ent_size > meta or ent_size < self._id:
+        w = self._id
+        # entry layouts (MS-PST 2.2.2.7.7): BTENTRY key, BREF(bid, ib); NBTENTRY nid, bidData,
+        # bidSub, nidParent; BBTENTRY BREF(bid, ib), cb, cRef
+        if level > 0:
+            layout, want = ("<QQQ", (0, 2)) if w == 8 else ("<III", (0, 2))
+        elif ptype == 0x81:
+            layout, want = ("<QQQI", (0, 1, 2)) if w == 8 else ("<IIII", (0, 1, 2))
+        else:
+            layout, want = ("<QQH", (0, 1, 2)) if w == 8 else ("<IIH", (0, 1, 2))
+        size = struct.calcsize(layout)
+        if count * ent_size > meta or ent_size < size:
             raise CorruptPstError(f"{self.path}: page at {ib} claims {count} entries of {ent_size} bytes")
-        entries = bytes(mm[ib:ib + count * ent_size])
-        fmt = "<Q" if self._id == 8 else "<I"
-        keys = [k for (k,) in struct.iter_unpack(fmt, entries)][::ent_size // self._id] \
-            if ent_size % self._id == 0 else [struct.unpack_from(fmt, entries, i * ent_size)[0] for i in range(count)]
-        if self._id == 8 and ptype == 0x81:
-            keys = [k & 0xFFFFFFFF for k in keys]  # NBT keys are 64-bit fields holding a 32-bit nid
-        return level, ent_size, entries, keys
+        rows = [struct.unpack_from(layout, mm, ib + i * ent_size) for i in range(count)]
+        if ptype == 0x81 and w == 8:
+            keys = [r[0] & 0xFFFFFFFF for r in rows]  # NBT keys are 64-bit fields holding a 32-bit nid
+        else:
+            keys = [r[0] for r in rows]
+        if level > 0:
+            values = [(r[want[1]], 0) for r in rows]
+        else:
+            values = [(r[want[1]], r[want[2]]) for r in rows]
+        return level, keys, values
 
-    def _btree_find(self, root: int, ptype: int, key: int, what: str) -> bytes | None:
-        """The leaf entry whose key is *key*, walking down from the page at *root*."""
+    def _btree_find(self, root: int, ptype: int, key: int, what: str) -> tuple[int, int] | None:
+        """The value of the leaf entry whose key is *key*, walking down from the page at *root*."""
         # an item's blocks and nodes sit close together in key order: try the last leaf first
         last = self._last_leaf.get(ptype)
         if last is not None:
-            keys, entries, ent_size = last
+            keys, values = last
             if keys[0] <= key <= keys[-1]:
                 i = bisect_right(keys, key) - 1
-                return entries[i * ent_size:(i + 1) * ent_size] if keys[i] == key else None
+                return values[i] if keys[i] == key else None
         ib = root
         for _ in range(16):  # a B-tree deeper than this is a loop in a damaged file
-            level, ent_size, entries, keys = self._page(ib, ptype)
+            level, keys, values = self._page(ib, ptype)
             i = bisect_right(keys, key) - 1  # the last entry whose key is <= key
             if i < 0:
                 return None
             if level == 0:
-                self._last_leaf[ptype] = (keys, entries, ent_size)
-                return entries[i * ent_size:(i + 1) * ent_size] if keys[i] == key else None
-            ib = struct.unpack_from("<Q" if self._id == 8 else "<I", entries, i * ent_size + 2 * self._id)[0]
+                if keys:
+                    self._last_leaf[ptype] = (keys, values)
+                return values[i] if keys[i] == key else None
+            ib = values[i][0]
         raise CorruptPstError(f"{self.path}: {what} B-tree is deeper than 16 levels")
 
     def _nbt_lookup(self, nid: int) -> tuple[int, int]:
-        entry = self._btree_find(self._nbt_root, 0x81, nid, "node")
-        if entry is None:
+        found = self._btree_find(self._nbt_root, 0x81, nid, "node")
+        if found is None:
             raise CorruptPstError(f"{self.path}: node 0x{nid:X} is not in the node B-tree")
-        if self._id == 8:
-            return struct.unpack_from("<QQ", entry, 8)
-        return struct.unpack_from("<II", entry, 4)
+        return found
 
     def _bbt_lookup(self, bid: int, where: str) -> tuple[int, int]:
-        entry = self._btree_find(self._bbt_root, 0x80, bid & ~1, "block")
-        if entry is None:
+        found = self._btree_find(self._bbt_root, 0x80, bid & ~1, "block")
+        if found is None:
             raise CorruptPstError(f"{self.path}: {where}: block 0x{bid:X} is not in the block B-tree")
-        if self._id == 8:
-            ib, cb = struct.unpack_from("<QH", entry, 8)
-        else:
-            ib, cb = struct.unpack_from("<IH", entry, 4)
-        return ib, cb
+        return found
 
     def _block(self, bid: int, where: str) -> bytes:
         """The decoded data of block *bid*."""
@@ -730,6 +746,17 @@ class PstReader:
             return
         per_block = len(blocks[0]) // row_size if len(blocks) == 1 else self._max_block // row_size  # rows never span blocks
         fmt = "<IH" if ent_size == 2 else "<II"
+        # per column, once: (tag, type, offset, width, CEB byte, CEB mask, fixed size or 0)
+        plan = []
+        for tag, ib, cb, bit in cols:
+            size = _FIXED.get(tag & 0xFFFF)
+            if size is not None and cb >= size:
+                plan.append((tag, tag & 0xFFFF, ib, size, ceb_start + (bit >> 3), 0x80 >> (bit & 7), True))
+            elif cb != 4:
+                raise CorruptPstError(f"{node.where()}: column 0x{tag:08X} is {cb} bytes, expected an HNID")
+            else:
+                plan.append((tag, tag & 0xFFFF, ib, 4, ceb_start + (bit >> 3), 0x80 >> (bit & 7), False))
+        heap_blocks, maps = node.blocks, node._maps
         for leaf in leaves:
             for row_id, row_index in struct.iter_unpack(fmt, leaf):
                 block_no, slot = divmod(row_index, per_block) if per_block else (len(blocks), 0)
@@ -738,18 +765,22 @@ class PstReader:
                     raise CorruptPstError(f"{node.where()}: table row {row_index} lies outside the row matrix")
                 row = blocks[block_no][start:start + row_size]
                 cells = []
-                for tag, ib, cb, bit in cols:
-                    if not row[ceb_start + (bit >> 3)] & (0x80 >> (bit & 7)):
+                for tag, ptype, ib, width, ceb, mask, fixed in plan:
+                    if not row[ceb] & mask:
                         continue  # the cell existence bitmap says this cell is absent
-                    ptype = tag & 0xFFFF
-                    cell = row[ib:ib + cb]
-                    size = _FIXED.get(ptype)
-                    if size is not None and cb >= size:
-                        cells.append((tag, ptype, cell[:size]))
-                    elif cb != 4:
-                        raise CorruptPstError(f"{node.where()}: column 0x{tag:08X} is {cb} bytes, expected an HNID")
+                    if fixed:
+                        cells.append((tag, ptype, row[ib:ib + width]))
+                        continue
+                    hnid = int.from_bytes(row[ib:ib + 4], "little")
+                    if hnid & 0x1F or not hnid:
+                        cells.append((tag, ptype, node.hnid(hnid)))
+                        continue
+                    block, index = hnid >> 16, (hnid >> 5) & 0x7FF  # node.heap(hnid), inlined
+                    offsets = maps.get(block) or node.page_map(block)
+                    if 1 <= index < len(offsets) and offsets[index - 1] <= offsets[index] <= len(heap_blocks[block]):
+                        cells.append((tag, ptype, heap_blocks[block][offsets[index - 1]:offsets[index]]))
                     else:
-                        cells.append((tag, ptype, node.hnid(struct.unpack_from("<I", cell)[0])))
+                        cells.append((tag, ptype, node.heap(hnid)))  # raises the specific error
                 yield row_id, cells
 
     def _tc(self, node: _Node) -> list[tuple[int, dict[int, object]]]:

@@ -20,9 +20,9 @@ import tempfile
 import time
 from typing import Any
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -34,7 +34,7 @@ from .plan import Shard, plan_shards, summary
 from .progress import Progress
 from .reader import ItemReader, check_signature, libpff_version, list_folders
 from .records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS
-from .worker import ShardResult, WorkerContext, init_worker, part_path, ready, run_shard
+from .worker import Destination, ShardResult, WorkerContext, init_worker, part_path, run_shard
 from .writers import ParquetMerger, concat_files, csv_header_member, gzip_bytes
 
 EXTRACTOR_VERSION = f"pstfast-extract {__version__}"
@@ -91,8 +91,11 @@ def extract(
         timings["fetch"] = time.perf_counter() - t
 
         # hash the input (hashlib releases the GIL) while we plan and the workers start
+        # reading: they need the pst_file_id (the hash) only once their first items are read
         hasher = ThreadPoolExecutor(1)
         pool: ProcessPoolExecutor | None = None
+        destination: Destination | None = None
+        futures: dict[Future[ShardResult], Shard] = {}
         try:
             hashing = hasher.submit(_hash, source, local)
             t = time.perf_counter()
@@ -101,10 +104,14 @@ def extract(
             folders, folder_failures = list_folders(reader)
             shards = plan_shards(folders, items_per_shard)
             n_workers = min(n_workers, max(len(shards), 1))
+            parts = work / "parts"
+            parts.mkdir()
+            ctx = WorkerContext(str(local), pst_file_id or "", project_id, str(parts), "", EXTRACTOR_VERSION)
             if n_workers > 1:
                 reader.close()  # workers open their own readers; none crosses a process boundary
                 reader = None
-                pool = _start_pool(str(local), n_workers)
+                pool, destination = _start_pool(str(local), n_workers)
+                futures = {pool.submit(run_shard, ctx, shard): shard for shard in shards}
             timings["plan"] = time.perf_counter() - t
             t = time.perf_counter()
             sha256, size = hashing.result()
@@ -115,17 +122,20 @@ def extract(
 
             stage = Path(prefix) if not storage.is_s3(prefix) else work / "out"
             _prepare_stage(stage, prefix)
-            parts = work / "parts"
-            parts.mkdir()
-            ctx = WorkerContext(str(pst_input.local), pst_file_id, project_id, str(parts),
-                                str(stage / "attachments"), EXTRACTOR_VERSION)
+            ctx = replace(ctx, pst_file_id=pst_file_id, attachments_dir=str(stage / "attachments"))
+            if destination is not None:
+                destination.publish(ctx.pst_file_id, ctx.attachments_dir)
 
             t = time.perf_counter()
             bar = Progress(sum(s.items for s in shards), enabled=progress)
             merger = _Merger(parts, stage, folder_failures, pst_file_id)
-            results = _run(ctx, shards, bar, merger, pool, reader)
+            results = _run(ctx, shards, bar, merger, futures, reader)
             bar.close()
             timings["extract"] = time.perf_counter() - t
+        except BaseException as exc:
+            if destination is not None:
+                destination.abort(f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             hasher.shutdown(wait=True)
             if pool is not None:
@@ -208,32 +218,33 @@ def _prepare_stage(stage: Path, prefix: str) -> None:
         storage.remove(storage.join(prefix, MANIFEST_NAME))
 
 
-def _start_pool(pst_path: str, n_workers: int) -> ProcessPoolExecutor:
-    """A pool of *n_workers* processes that start (and open the PST) right away."""
+def _start_pool(pst_path: str, n_workers: int) -> tuple[ProcessPoolExecutor, Destination]:
+    """A pool of *n_workers* processes (each opens the PST once), and the channel through
+    which they learn the destination once the input's hash is known."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         # import numba, pyarrow and the kernels once in the fork server, not per worker
         context.set_forkserver_preload(["pstfast.worker"])
-    pool = ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_worker, initargs=(pst_path,))
-    for _ in range(n_workers):
-        pool.submit(ready)  # processes start on demand: ask for all of them now
-    return pool
+    destination = Destination(context)
+    pool = ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_worker,
+                               initargs=(pst_path, destination))
+    return pool, destination
 
 
 def _run(ctx: WorkerContext, shards: Sequence[Shard], bar: Progress, merger: _Merger,
-         pool: ProcessPoolExecutor | None, reader: ItemReader | None) -> list[ShardResult]:
-    """Run every shard on *pool*, or in this process with *reader*; merge finished shards in order."""
+         futures: dict[Future[ShardResult], Shard], reader: ItemReader | None) -> list[ShardResult]:
+    """Collect the shards submitted to the pool (*futures*), or run them in this process with
+    *reader*; merge finished shards in shard order meanwhile."""
     results: dict[int, ShardResult] = {}
     try:
-        if pool is None:
-            init_worker(ctx.pst_path, reader)
+        if not futures:
+            init_worker(ctx.pst_path, None, reader)
             for shard in shards:
                 results[shard.index] = run_shard(ctx, shard)
                 bar.update(shard.items)
                 merger.add(shard.index)
         else:
-            futures = {pool.submit(run_shard, ctx, shard): shard for shard in shards}
             merged = 0
             for future in as_completed(futures):
                 result = future.result()

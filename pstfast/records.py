@@ -82,8 +82,8 @@ _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 def clean_text(value: str | None) -> str | None:
     """Replace NUL and unpaired surrogates with U+FFFD (PostgreSQL text cannot hold them)."""
-    if value is None:
-        return None
+    if value is None or (value.isascii() and "\x00" not in value):  # the common case, checked in C
+        return value
     return _BAD_TEXT.sub("\ufffd", value)
 
 

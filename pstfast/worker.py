@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,12 @@ _CANONICAL_VERSION = "pstfast-content-v2"
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """Everything a worker needs; plain values only (pickled to each process)."""
+    """Everything a worker needs; plain values only (pickled to each process).
+
+    ``pst_file_id`` and ``attachments_dir`` may be empty when the shard is submitted (the
+    default id is the input's sha256, still being computed): the worker reads its items,
+    then takes both from the :class:`Destination` the main process publishes.
+    """
 
     pst_path: str
     pst_file_id: str
@@ -46,6 +51,32 @@ class WorkerContext:
     parts_dir: str
     attachments_dir: str
     extractor_version: str
+
+
+class Destination:
+    """Where the rows go (pst_file_id and attachments folder), published once by the main
+    process to every worker: an event plus a shared buffer, created before the pool."""
+
+    def __init__(self, context: Any) -> None:
+        self.event = context.Event()
+        self.payload = context.Array("c", 8192)
+
+    def publish(self, pst_file_id: str, attachments_dir: str) -> None:
+        self.payload.value = orjson.dumps({"pst_file_id": pst_file_id, "attachments_dir": attachments_dir})
+        self.event.set()
+
+    def abort(self, reason: str) -> None:
+        """Release waiting workers when the extract failed before publishing."""
+        if not self.event.is_set():
+            self.payload.value = orjson.dumps({"error": reason[:4000]})
+            self.event.set()
+
+    def complete(self, ctx: WorkerContext) -> WorkerContext:
+        self.event.wait()
+        found = orjson.loads(self.payload.value)
+        if "error" in found:
+            raise RuntimeError(f"extract abandoned: {found['error']}")
+        return replace(ctx, pst_file_id=found["pst_file_id"], attachments_dir=found["attachments_dir"])
 
 
 @dataclass
@@ -71,14 +102,11 @@ def part_path(parts_dir: str | Path, index: int, kind: str) -> Path:
     return Path(parts_dir) / f"{index:06d}.{kind}"
 
 
-def init_worker(pst_path: str, reader: ItemReader | None = None) -> None:
+def init_worker(pst_path: str, destination: Destination | None = None, reader: ItemReader | None = None) -> None:
     """Pool initializer: open the PST once for this process (unless given a reader)."""
     _STATE.clear()
     _STATE["reader"] = reader if reader is not None else ItemReader(pst_path)
-
-
-def ready() -> None:
-    """A no-op task: submitting one per worker starts the pool's processes early."""
+    _STATE["destination"] = destination
     # kernels compile (or load from numba's cache) on the first batch big enough to use them
 
 
@@ -87,25 +115,31 @@ def run_shard(ctx: WorkerContext, shard: Shard) -> ShardResult:
     started = time.perf_counter()
     reader: ItemReader = _STATE["reader"]
     result = ShardResult(shard.index)
-    emails: list[dict[str, Any]] = []
-    attachments: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-
+    read: list[tuple[str, int, int, ReadMessage | Exception]] = []
     for sl in shard.slices:
         for index, nid in enumerate(sl.nids, sl.start):
             if result.items_seen % RELEASE_EVERY == RELEASE_EVERY - 1:
                 reader.pst.release_pages()
             result.items_seen += 1
             try:
-                message = reader.read(reader.message(nid))
+                read.append((sl.folder_path, index, nid, reader.read(reader.message(nid))))
             except Exception as exc:  # one bad item never stops the file: it is recorded
-                errors.append(_error(ctx, sl.folder_path, index, None, None, "item", exc))
-                result.errors += 1
-                continue
-            email_id = ids.email_id(ctx.pst_file_id, nid)
-            _flatten(ctx, message, email_id, None, sl.folder_path, index, 0, emails, attachments, errors, result)
-
+                read.append((sl.folder_path, index, nid, exc))
     reader.pst.release_pages()
+
+    if not ctx.pst_file_id:
+        ctx = _STATE["destination"].complete(ctx)
+    emails: list[dict[str, Any]] = []
+    attachments: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for folder_path, index, nid, message in read:
+        if isinstance(message, Exception):
+            errors.append(_error(ctx, folder_path, index, None, None, "item", message))
+            result.errors += 1
+            continue
+        email_id = ids.email_id(ctx.pst_file_id, nid)
+        _flatten(ctx, message, email_id, None, folder_path, index, 0, emails, attachments, errors, result)
+
     _finish_rows(emails)
     _write_parts(ctx, shard.index, emails, attachments, errors)
     result.emails = len(emails)

@@ -319,6 +319,24 @@ def test_unwritable_output(tmp_path: Path) -> None:
     assert "not writable" in result.stderr
 
 
+def test_output_failing_after_the_workers_started_fails_cleanly(tmp_path: Path) -> None:
+    """Workers start reading before the input's hash (the default pst_file_id) is known; when
+    the output folder then turns out to be unusable, they are released and nothing hangs."""
+    from pstfast import ids
+    from pstfast.synthetic import SynthOptions, synth
+
+    pst = tmp_path / "s.pst"
+    synth(pst, options=SynthOptions(messages=120, seed=4))
+    blocker = tmp_path / "out" / "pst-v2" / ids.default_pst_file_id(ids.file_sha256(pst))
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the output folder should be")
+    with pytest.raises(UsageError, match="not writable"):
+        pstfast.extract(pst, tmp_path / "out", workers=2, items_per_shard=16)
+    assert _no_manifest(tmp_path / "out")
+    manifest, prefix = _extract(pst, tmp_path / "elsewhere", workers=2, items_per_shard=16)  # and it still works
+    assert manifest.counts["emails"] == manifest.counts["items_seen"] > 120
+
+
 @needs_corpus
 def test_cli_summary_line(tmp_path: Path) -> None:
     result = _cli("extract", str(CORPUS / "pstsdk-submessage.pst"), "--out", str(tmp_path),

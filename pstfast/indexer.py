@@ -2,10 +2,11 @@
 
 Backends:
 
-* ``postgres`` (default): the load stores each row's ``search_vector`` tsvector as it
-  inserts it (``pstfast_search_vector``, ``sql/005_search_vector.sql``); this stage fills
-  any row still without one (``sql/index_update.sql``; GIN index from
-  ``sql/004_search.sql``); query it with :func:`pstfast.search`.
+* ``postgres`` (default): fill the stored ``search_vector`` tsvector of every row without
+  one (``pstfast_search_vector``, ``sql/005_search_vector.sql``) on several connections at
+  once (``sql/index_update.sql``), then merge the GIN index's pending list in one batch
+  (``sql/index_finish.sql``; GIN index from ``sql/004_search.sql``); query it with
+  :func:`pstfast.search`.
 * ``opensearch``: build ``_bulk`` NDJSON (deterministic ``_id`` = email_id, documents in
   email_id order, key-sorted JSON), write it under ``stages/index/`` as ``bulk-NNNNN.ndjson``
   files of at most ~10 MB each (each one a valid ``_bulk`` body, listed in ``bulk.json``)
@@ -22,6 +23,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +146,22 @@ def send_bulk(url: str, actions: Iterable[dict[str, Any]]) -> int:
     return done
 
 
+def fill_search_vectors(db: str | None, project_id: str, pst_file_id: str, parts: int | None = None) -> int:
+    """Compute the missing search vectors of one PST on *parts* connections at once (each
+    its own transaction over a disjoint part of the rows; a part that fails leaves its rows
+    empty for the retry to fill). Returns the rows filled."""
+    parts = parts or min(4, os.cpu_count() or 1)
+
+    def fill(part: int) -> int:
+        with connection(db) as conn, conn.transaction():
+            row = conn.execute(sql_text("index_update.sql"), {"project_id": project_id, "pst_file_id": pst_file_id,
+                                                              "part": part, "parts": parts}).fetchone()
+            return int(row[0]) if row else 0
+
+    with ThreadPoolExecutor(parts) as pool:
+        return sum(pool.map(fill, range(parts)))
+
+
 def index(
     root: str | os.PathLike[str],
     pst_file_id: str,
@@ -164,10 +182,11 @@ def index(
         project = register_pst_file(conn, pst_file_id, project_id)
         conn.commit()
         if backend == "postgres":
+            fill_search_vectors(db, project, pst_file_id)
             with conn.transaction():
-                row = conn.execute(sql_text("index_update.sql"),
+                row = conn.execute(sql_text("index_finish.sql"),
                                    {"project_id": project, "pst_file_id": pst_file_id}).fetchone()
-                count = int(row[1]) if row else 0
+                count = int(row[0]) if row else 0
                 set_status(conn, pst_file_id, "indexed")
             return IndexResult(pst_file_id, project, backend, count, round(time.perf_counter() - t0, 6))
 

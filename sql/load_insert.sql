@@ -9,14 +9,13 @@ INSERT INTO email_messages (
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
     subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
     received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
-    importance, content_hash, extractor_version, search_vector)
+    importance, content_hash, extractor_version)
 SELECT
     email_id, parent_email_id, project_id, pst_file_id, folder_path, message_class,
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
     subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
     received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
-    importance, content_hash, extractor_version,
-    pstfast_search_vector(subject, sender_name, sender_email, "to", cc, bcc, body_text)
+    importance, content_hash, extractor_version
   FROM {emails};
 
 INSERT INTO email_attachments (

@@ -8,14 +8,13 @@ INSERT INTO email_messages AS t (
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
     subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
     received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
-    importance, content_hash, extractor_version, search_vector)
+    importance, content_hash, extractor_version)
 SELECT
     email_id, parent_email_id, project_id, pst_file_id, folder_path, message_class,
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
     subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
     received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
-    importance, content_hash, extractor_version,
-    pstfast_search_vector(subject, sender_name, sender_email, "to", cc, bcc, body_text)
+    importance, content_hash, extractor_version
   FROM {emails}
 ON CONFLICT (email_id) DO UPDATE SET
     parent_email_id = EXCLUDED.parent_email_id, project_id = EXCLUDED.project_id,
@@ -31,7 +30,8 @@ ON CONFLICT (email_id) DO UPDATE SET
     attachment_count = EXCLUDED.attachment_count, size_bytes = EXCLUDED.size_bytes,
     importance = EXCLUDED.importance, content_hash = EXCLUDED.content_hash,
     extractor_version = EXCLUDED.extractor_version,
-    search_vector = EXCLUDED.search_vector
+    -- derived columns are stale once the content changes; their stages recompute them
+    search_vector = NULL
 WHERE (t.parent_email_id, t.project_id, t.pst_file_id, t.folder_path, t.message_class,
        t.internet_message_id, t.in_reply_to, t."references", t.conversation_index,
        t.conversation_topic, t.subject, t.normalized_subject, t.sender_name, t.sender_email,

@@ -76,3 +76,24 @@ def test_stages_print_emf_metrics_in_batch(tmp_path: Path, pg_dsn: str, capsys, 
     assert len(emf) == 1 and emf[0]["Stage"] == "load" and emf[0]["status"] == "succeeded"
     manifest = json.loads((out / "pst-v2" / "emf1" / "stages" / "load" / "manifest.json").read_text())
     assert emf[0]["Rows"] == manifest["metrics"]["rows"] == 1
+
+
+def test_a_second_project_failing_on_the_same_file_leaves_the_first_projects_row(tmp_path: Path, pg_dsn: str,
+                                                                                    capsys) -> None:
+    pst = corpus_pst("pstsdk-submessage.pst")
+    out = tmp_path / "out"
+    first = ["--pst-file-id", "shared1", "--source", str(pst), "--out", str(out), "--db", pg_dsn]
+    assert main(["stage", "extract", "--project-id", "pa", *first]) == 0
+    assert main(["stage", "load", "--project-id", "pa", *first]) == 0
+    assert _status(pg_dsn, "shared1") == ("loaded", None, None, None)
+    # project pb claims the same pst_file_id: its load is rejected (a terminal input error)...
+    assert main(["stage", "load", "--project-id", "pb", *first]) == 65
+    assert "project 'pa'" in capsys.readouterr().err
+    # ...and the pipeline's final Catch marks pb's job failed: pa's PST must stay loaded
+    assert main(["mark-failed", "--pst-file-id", "shared1", "--project-id", "pb", "--error", "project conflict",
+                 "--out", str(out), "--db", pg_dsn]) == 0
+    assert _status(pg_dsn, "shared1") == ("loaded", None, None, None)
+    # the owner's own failure is still recorded
+    assert main(["mark-failed", "--pst-file-id", "shared1", "--project-id", "pa", "--error", "boom", "--out", str(out),
+                 "--db", pg_dsn]) == 0
+    assert _status(pg_dsn, "shared1")[0] == "failed"

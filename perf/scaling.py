@@ -3,12 +3,12 @@
 Built only from measured per-stage costs (the ``stage_seconds`` that perf/bench_e2e.py
 records for every ``pstfast run``):
 
-* extract: ``E(N, W) = N * (s + p / W) + q * N**2``: a serial per-message part (planning,
-  merge, manifest), a parallel per-message part split over W workers, and a term that grows
-  with the square of the PST's size. The last one is there because the data demand it: the
-  per-message extract cost rises with PST size (1.3 ms at 20k messages, 2.8 ms at 100k on
-  one worker), and libpff's ``file.open`` alone takes ~1 s on the 20k-message PST and
-  ~125 s on the 100k one (every extract worker and the planner open the PST). Least
+* extract: ``E(N, W) = N * (s + p / W) + q * N**2``: a serial per-message part (hashing
+  the input, merging, manifest), a parallel per-message part split over W workers, and a
+  term that grows with the square of the PST's size. The last one was needed while the
+  extract read with libpff, whose ``file.open`` is quadratic in the item count (~1 s for
+  20k messages, ~125 s for 100k, paid by every worker); with pstfast's own reader it fits
+  to ~0 and is kept as a check (a cost cannot be negative: it is clamped at 0). Least
   squares over every (size, workers) point fitted.
 * database stages (load, thread, dedupe, index): ``D(N) = d0 + N * d``, one PostgreSQL
   connection each, independent of W.

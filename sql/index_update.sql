@@ -1,12 +1,14 @@
--- Fill the search vector (pstfast_search_vector, 005_search_vector.sql) of one PST's rows
--- that have none: all of them after a load (an upsert that changes a row clears it). The
--- index stage runs this for each part (%(part)s of %(parts)s, split by a byte of the
--- email_id) on its own connection at once: computing the vectors is the CPU-heavy part.
--- Returns how many rows it filled.
-WITH filled AS (
-    UPDATE email_messages
-       SET search_vector = pstfast_search_vector(subject, sender_name, sender_email, "to", cc, bcc, body_text)
-     WHERE project_id = %(project_id)s AND pst_file_id = %(pst_file_id)s AND search_vector IS NULL
-       AND get_byte(uuid_send(email_id), 15) %% %(parts)s = %(part)s
+-- Compute the search entry (pstfast_search_vector, 005_search_table.sql) of each of one
+-- PST's emails that has none: all of them after a first load. The index stage runs this
+-- for each part (%(part)s of %(parts)s, split by a byte of the email_id) on its own
+-- connection at once: computing the vectors is the CPU-heavy part. Returns the rows added.
+WITH added AS (
+    INSERT INTO email_search (email_id, project_id, search_vector)
+    SELECT m.email_id, m.project_id,
+           pstfast_search_vector(m.subject, m.sender_name, m.sender_email, m."to", m.cc, m.bcc, m.body_text)
+      FROM email_messages m
+     WHERE m.project_id = %(project_id)s AND m.pst_file_id = %(pst_file_id)s
+       AND get_byte(uuid_send(m.email_id), 15) %% %(parts)s = %(part)s
+       AND NOT EXISTS (SELECT 1 FROM email_search s WHERE s.email_id = m.email_id)
     RETURNING 1)
-SELECT count(*) FROM filled;
+SELECT count(*) FROM added;

@@ -3,6 +3,7 @@
 -- Rows of this PST that the new output no longer has are removed, so a re-extract with
 -- a newer extractor converges; unchanged rows are not rewritten. Order: emails, then
 -- attachments, then stale emails (attachments never point at a missing email).
+WITH upserted AS (
 INSERT INTO email_messages AS t (
     email_id, parent_email_id, project_id, pst_file_id, folder_path, message_class,
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
@@ -29,9 +30,7 @@ ON CONFLICT (email_id) DO UPDATE SET
     body_html = EXCLUDED.body_html, transport_headers = EXCLUDED.transport_headers,
     attachment_count = EXCLUDED.attachment_count, size_bytes = EXCLUDED.size_bytes,
     importance = EXCLUDED.importance, content_hash = EXCLUDED.content_hash,
-    extractor_version = EXCLUDED.extractor_version,
-    -- derived columns are stale once the content changes; their stages recompute them
-    search_vector = NULL
+    extractor_version = EXCLUDED.extractor_version
 WHERE (t.parent_email_id, t.project_id, t.pst_file_id, t.folder_path, t.message_class,
        t.internet_message_id, t.in_reply_to, t."references", t.conversation_index,
        t.conversation_topic, t.subject, t.normalized_subject, t.sender_name, t.sender_email,
@@ -46,7 +45,10 @@ WHERE (t.parent_email_id, t.project_id, t.pst_file_id, t.folder_path, t.message_
        EXCLUDED."to", EXCLUDED.cc, EXCLUDED.bcc, EXCLUDED.sent_at, EXCLUDED.received_at,
        EXCLUDED.body_text, EXCLUDED.body_html, EXCLUDED.transport_headers,
        EXCLUDED.attachment_count, EXCLUDED.size_bytes, EXCLUDED.importance,
-       EXCLUDED.content_hash, EXCLUDED.extractor_version);
+       EXCLUDED.content_hash, EXCLUDED.extractor_version)
+RETURNING t.email_id)
+-- a changed email's search entry is stale: the index stage computes it again
+DELETE FROM email_search e USING upserted u WHERE e.email_id = u.email_id;
 
 DELETE FROM email_attachments a
  USING email_messages m

@@ -51,15 +51,30 @@ def test_index_fills_every_part_and_a_rerun_fills_only_what_is_missing(
     assert pstfast.search(f'"{PHRASE}"', "p1", pg_dsn) == []  # not searchable before the index stage
     assert pstfast.index(tmp_path, "pA", pg_dsn).documents == 40
     with psycopg.connect(pg_dsn) as conn:  # every part was filled, with the function's value
-        same = conn.execute("SELECT search_vector = pstfast_search_vector(subject, sender_name, sender_email, "
-                            "\"to\", cc, bcc, body_text) FROM email_messages").fetchall()
+        same = conn.execute("SELECT s.search_vector = pstfast_search_vector(subject, sender_name, sender_email, "
+                            "\"to\", cc, bcc, body_text) FROM email_messages JOIN email_search s USING (email_id)"
+                            ).fetchall()
         assert same == [(True,)] * 40
-        conn.execute("UPDATE email_messages SET search_vector = NULL WHERE email_id = %s", (rows[7]["email_id"],))
+        conn.execute("DELETE FROM email_search WHERE email_id = %s", (rows[7]["email_id"],))
     assert pstfast.search(f'"{PHRASE}"', "p1", pg_dsn) == []
     from pstfast.indexer import fill_search_vectors
 
-    assert fill_search_vectors(pg_dsn, "p1", "pA", parts=3) == 1  # only the row without a vector
+    assert fill_search_vectors(pg_dsn, "p1", "pA", parts=3) == 1  # only the email without an entry
     assert [str(h.email_id) for h in pstfast.search(f'"{PHRASE}"', "p1", pg_dsn)] == [rows[7]["email_id"]]
+
+
+def test_a_changed_email_loses_its_search_entry_until_the_index_stage_runs(
+        tmp_path: Path, pg_dsn: str, write_output) -> None:
+    rows = _load(tmp_path, pg_dsn, write_output)
+    pstfast.index(tmp_path, "pA", pg_dsn)
+    assert len(pstfast.search("zebracorn", "p1", pg_dsn)) == 2
+    rows[8]["body_text"] = "now about something else"  # a re-extract changed one email
+    write_output(tmp_path, "pA", rows)
+    pstfast.load(tmp_path, "pA", pg_dsn)
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM email_search").fetchone()[0] == 39  # only that one went
+    pstfast.index(tmp_path, "pA", pg_dsn)
+    assert [str(h.email_id) for h in pstfast.search("zebracorn", "p1", pg_dsn)] == [rows[7]["email_id"]]
 
 
 def test_huge_body_stays_under_tsvector_limit(tmp_path: Path, pg_dsn: str, write_output) -> None:

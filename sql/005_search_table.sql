@@ -1,9 +1,9 @@
 -- 005: full-text search in its own table. The index stage INSERTs one narrow row per email
 -- (email_search) instead of UPDATE-ing the wide email_messages row: an UPDATE of an
 -- indexed column is never HOT, so it rewrote every row and added an entry to every index
--- of email_messages (6 s of the 20k-message pipeline). Rows leave with their email (ON
--- DELETE CASCADE); a load that changes an email's content deletes its entry
--- (load_upsert.sql) and the index stage computes it again.
+-- of email_messages (6 s of the 20k-message pipeline). Like the other big tables it has no
+-- foreign key (per-row triggers): a load that changes or removes an email deletes its entry
+-- (load_upsert.sql), and the index stage computes the missing ones.
 --
 -- pstfast_search_vector: 'simple' config, no stemming, so any language's words and exact
 -- phrases are found. Weights: A subject, B sender, C recipients, D body. A tsvector holds
@@ -21,7 +21,7 @@ RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 CREATE TABLE IF NOT EXISTS email_search (
-    email_id      uuid PRIMARY KEY REFERENCES email_messages (email_id) ON DELETE CASCADE,
+    email_id      uuid PRIMARY KEY,
     project_id    text NOT NULL,
     search_vector tsvector NOT NULL
 );

@@ -2,7 +2,8 @@
 -- with the status update and staging_drop.sql, so a crash leaves the targets untouched.
 -- Rows of this PST that the new output no longer has are removed, so a re-extract with
 -- a newer extractor converges; unchanged rows are not rewritten. Order: emails, then
--- attachments, then stale emails (attachments never point at a missing email).
+-- attachments, then stale emails (attachments never point at a missing email). Search
+-- entries (email_search) of changed or removed emails go with them.
 WITH upserted AS (
 INSERT INTO email_messages AS t (
     email_id, parent_email_id, project_id, pst_file_id, folder_path, message_class,
@@ -74,6 +75,9 @@ WHERE (t.email_id, t.ordinal, t.filename, t.mime_type, t.size, t.content_id, t.i
        EXCLUDED.content_id, EXCLUDED.is_inline, EXCLUDED.method, EXCLUDED.sha256,
        EXCLUDED.storage_key);
 
+WITH stale AS (
 DELETE FROM email_messages m
  WHERE m.project_id = %(project_id)s AND m.pst_file_id = %(pst_file_id)s
-   AND NOT EXISTS (SELECT 1 FROM {emails} s WHERE s.email_id = m.email_id);
+   AND NOT EXISTS (SELECT 1 FROM {emails} s WHERE s.email_id = m.email_id)
+RETURNING m.email_id)
+DELETE FROM email_search e USING stale WHERE e.email_id = stale.email_id;

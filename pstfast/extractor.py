@@ -96,11 +96,13 @@ def extract(
         pool: ProcessPoolExecutor | None = None
         destination: Destination | None = None
         futures: dict[Future[ShardResult], Shard] = {}
+        reader: ItemReader | None = None
+        merger: _Merger | None = None
         try:
             hashing = hasher.submit(_hash, source, local)
             t = time.perf_counter()
             check_signature(local)
-            reader: ItemReader | None = ItemReader(local)
+            reader = ItemReader(local)
             folders, folder_failures = list_folders(reader)
             shards = plan_shards(folders, items_per_shard)
             n_workers = min(n_workers, max(len(shards), 1))
@@ -135,6 +137,10 @@ def extract(
         except BaseException as exc:
             if destination is not None:
                 destination.abort(f"{type(exc).__name__}: {exc}")
+            if reader is not None:
+                reader.close()
+            if merger is not None:
+                merger.abandon()
             raise
         finally:
             hasher.shutdown(wait=True)
@@ -296,6 +302,12 @@ class _Merger:
                 arrow.unlink()
         except OSError as exc:
             raise StorageError(f"writing the output failed: {exc.strerror or exc}") from exc
+
+    def abandon(self) -> None:
+        """Close the output files of a failed extract (no manifest will vouch for them)."""
+        for dst in self.files.values():
+            dst.close()
+        self.parquet.writer.close()
 
     def close(self) -> None:
         try:

@@ -78,7 +78,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from .extractor import extract
 
     m = extract(args.source, args.out, pst_file_id=args.pst_file_id, project_id=args.project_id,
-                workers=args.workers, scratch=args.scratch)
+                workers=args.workers, scratch=args.scratch, reader=args.reader)
     c = m.counts
     print(f"extracted {m.pst_file_id}: {c['emails']} emails, {c['attachments']} attachments, "
           f"{c['errors']} errors, {c['folders']} folders in {m.timings['total']:.2f}s "
@@ -239,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project-id", metavar="P", help="project id written into every row")
     p.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes (default: CPU count)")
     p.add_argument("--scratch", metavar="DIR", help="scratch folder for parts and S3 downloads")
+    p.add_argument("--reader", choices=["pstfast", "libpff"],
+                   help="what reads the items: pstfast's own reader (default, or PSTFAST_READER), or libpff "
+                        "(slower, the same output: a second opinion)")
     p.set_defaults(handler=_cmd_extract)
 
     p = sub.add_parser(

@@ -48,3 +48,17 @@ def workers(explicit: int | None = None) -> int:
     if value:
         return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+READERS = ("pstfast", "libpff")
+
+
+def reader(explicit: str | None = None) -> str:
+    """What reads the items: argument, ``PSTFAST_READER``, else ``pstfast`` (its own reader;
+    ``libpff`` reads every item with pypff instead, for a second opinion)."""
+    from .errors import UsageError
+
+    value = explicit or env("READER") or "pstfast"
+    if value not in READERS:
+        raise UsageError(f"reader {value!r}: choose {' or '.join(READERS)}")
+    return value

@@ -18,7 +18,7 @@ import orjson
 
 from . import ids, kernels
 from .plan import Shard
-from .reader import ItemReader, ReadMessage
+from .reader import ItemReader, ReadMessage, open_pypff
 from .records import (
     ATTACHMENT_COLUMNS,
     ATTACHMENT_FIELDS,
@@ -51,6 +51,7 @@ class WorkerContext:
     parts_dir: str
     attachments_dir: str
     extractor_version: str
+    reader: str = "pstfast"  # or "libpff": every item read by pypff (config.READERS)
 
 
 class Destination:
@@ -102,11 +103,31 @@ def part_path(parts_dir: str | Path, index: int, kind: str) -> Path:
     return Path(parts_dir) / f"{index:06d}.{kind}"
 
 
-def init_worker(pst_path: str, destination: Destination | None = None, reader: ItemReader | None = None) -> None:
-    """Pool initializer: open the PST once for this process (unless given a reader)."""
+def init_worker(pst_path: str, destination: Destination | None = None, reader: ItemReader | None = None,
+                engine: str = "pstfast") -> None:
+    """Pool initializer: open the PST once for this process (unless given a reader); with
+    *engine* ``libpff`` also open it with pypff, whose folders are found by node id."""
     _STATE.clear()
     _STATE["reader"] = reader if reader is not None else ItemReader(pst_path)
     _STATE["destination"] = destination
+    if engine == "libpff":
+        folders: dict[int, Any] = {}
+        stack = [open_pypff(pst_path).get_root_folder()]
+        while stack:
+            folder = stack.pop()
+            folders[folder.identifier] = folder
+            stack.extend(folder.get_sub_folder(i) for i in range(folder.number_of_sub_folders))
+        _STATE["pypff_folders"] = folders
+
+
+def _read_item(reader: ItemReader, ctx: WorkerContext, folder_nid: int, index: int, nid: int) -> ReadMessage:
+    """Item *index* of folder *folder_nid* (node *nid*), read by the context's reader."""
+    if ctx.reader == "pstfast":
+        return reader.read(reader.message(nid))
+    item = _STATE["pypff_folders"][folder_nid].get_sub_message(index)
+    if item.identifier != nid:  # the plan comes from the folder's contents table
+        raise ValueError(f"libpff has node 0x{item.identifier:X} at index {index}, the contents table 0x{nid:X}")
+    return reader.read(reader.pypff_item(item))
     # kernels compile (or load from numba's cache) on the first batch big enough to use them
 
 
@@ -122,7 +143,7 @@ def run_shard(ctx: WorkerContext, shard: Shard) -> ShardResult:
                 reader.pst.release_pages()
             result.items_seen += 1
             try:
-                read.append((sl.folder_path, index, nid, reader.read(reader.message(nid))))
+                read.append((sl.folder_path, index, nid, _read_item(reader, ctx, sl.folder_nid, index, nid)))
             except Exception as exc:  # one bad item never stops the file: it is recorded
                 read.append((sl.folder_path, index, nid, exc))
     reader.pst.release_pages()

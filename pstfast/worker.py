@@ -40,9 +40,10 @@ _CANONICAL_VERSION = "pstfast-content-v2"
 class WorkerContext:
     """Everything a worker needs; plain values only (pickled to each process).
 
-    ``pst_file_id`` and ``attachments_dir`` may be empty when the shard is submitted (the
-    default id is the input's sha256, still being computed): the worker reads its items,
-    then takes both from the :class:`Destination` the main process publishes.
+    ``attachments_dir`` (and ``pst_file_id``, when the caller gave none: the default is the
+    input's sha256, still being computed) is empty when the shard is submitted: the worker
+    reads its items, then takes both from the :class:`Destination` the main process
+    publishes once the output folder is ready.
     """
 
     pst_path: str
@@ -148,7 +149,7 @@ def run_shard(ctx: WorkerContext, shard: Shard) -> ShardResult:
                 read.append((sl.folder_path, index, nid, exc))
     reader.pst.release_pages()
 
-    if not ctx.pst_file_id:
+    if not ctx.attachments_dir:  # known only once the output folder is ready (after the hash)
         ctx = _STATE["destination"].complete(ctx)
     emails: list[dict[str, Any]] = []
     attachments: list[dict[str, Any]] = []

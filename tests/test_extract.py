@@ -337,6 +337,22 @@ def test_output_failing_after_the_workers_started_fails_cleanly(tmp_path: Path) 
     assert manifest.counts["emails"] == manifest.counts["items_seen"] > 120
 
 
+def test_given_pst_file_id_with_workers_writes_attachments_under_the_output(tmp_path: Path, monkeypatch) -> None:
+    """Workers learn the output folder after they start: with a caller's pst_file_id too."""
+    from pstfast.manifest import verify
+    from pstfast.synthetic import SynthOptions, synth
+
+    pst = tmp_path / "s.pst"
+    synth(pst, options=SynthOptions(messages=200, seed=6))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    manifest, prefix = _extract(pst, tmp_path / "out", workers=2, items_per_shard=32, pst_file_id="given-id")
+    assert manifest.counts["attachment_objects"] > 10
+    assert list(cwd.iterdir()) == []  # nothing written beside the caller
+    verify(str(prefix), manifest)  # every attachments/<sha256> is where the manifest says
+
+
 @needs_corpus
 def test_cli_summary_line(tmp_path: Path) -> None:
     result = _cli("extract", str(CORPUS / "pstsdk-submessage.pst"), "--out", str(tmp_path),

@@ -129,7 +129,6 @@ def _read_item(reader: ItemReader, ctx: WorkerContext, folder_nid: int, index: i
     if item.identifier != nid:  # the plan comes from the folder's contents table
         raise ValueError(f"libpff has node 0x{item.identifier:X} at index {index}, the contents table 0x{nid:X}")
     return reader.read(reader.pypff_item(item))
-    # kernels compile (or load from numba's cache) on the first batch big enough to use them
 
 
 def run_shard(ctx: WorkerContext, shard: Shard) -> ShardResult:

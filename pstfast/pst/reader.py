@@ -431,11 +431,17 @@ class PstReader:
     def embedded(self, attachment: _Node, props: dict[int, tuple[int, bytes]]) -> _Node:
         """The message stored inside *attachment* (attach method 5), given its raw properties."""
         value = props.get(TAG_ATTACH_DATA_OBJECT >> 16)
-        if value is None or value[0] != PT_OBJECT or len(value[1]) < 4:
-            raise CorruptPstError(f"{attachment.where()}: embedded-message attachment without PidTagAttachDataObject")
-        nid = struct.unpack_from("<I", value[1])[0]
         with self._structure(attachment.nid):
-            node = attachment.subnode(nid)
+            return self._embedded_node(attachment, value[1] if value and value[0] == PT_OBJECT else None)
+
+    def _embedded_node(self, attachment: _Node, data_object: bytes | None) -> _Node:
+        """The subnode named by an attachment's PidTagAttachDataObject value (dwNid, ulSize)."""
+        if data_object is None:
+            raise CorruptPstError(f"{attachment.where()}: embedded-message attachment without PidTagAttachDataObject")
+        if len(data_object) < 4:
+            raise CorruptPstError(f"{attachment.where()}: PidTagAttachDataObject is {len(data_object)} bytes, expected 8")
+        nid = struct.unpack_from("<I", data_object)[0]
+        node = attachment.subnode(nid)
         if node is None:
             raise CorruptPstError(f"{attachment.where()}: embedded message subnode 0x{nid:X} is missing")
         return node
@@ -823,15 +829,7 @@ class PstReader:
             raise CorruptPstError(f"{att.where()}: embedded message contains itself (subnode block 0x{att.bid_sub:X})")
         seen = seen | {att.bid_sub}
         hnid = raw.get(TAG_ATTACH_DATA_OBJECT)
-        if hnid is None:
-            raise CorruptPstError(f"{att.where()}: embedded-message attachment without PidTagAttachDataObject")
-        value = att.hnid(hnid)
-        if len(value) < 4:
-            raise CorruptPstError(f"{att.where()}: PidTagAttachDataObject is {len(value)} bytes, expected 8")
-        nid = struct.unpack_from("<I", value)[0]
-        node = att.subnode(nid)
-        if node is None:
-            raise CorruptPstError(f"{att.where()}: embedded message subnode 0x{nid:X} is missing")
+        node = self._embedded_node(att, att.hnid(hnid) if hnid is not None else None)
         recipients_node = node.subnode(NID_RECIPIENT_TABLE)
         attachments = []
         for i, child in enumerate(self._attachment_nodes(node)):
@@ -845,7 +843,7 @@ class PstReader:
             attachments.append(EmbeddedAttachment(i, props, data, nested))
         return EmbeddedMessage(
             attachment_index=index,
-            nid=nid,
+            nid=node.nid,
             props=self._pc(node),
             recipients=[row for _, row in self._tc(recipients_node)] if recipients_node is not None else [],
             attachments=attachments,

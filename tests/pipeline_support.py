@@ -90,7 +90,7 @@ def require_node() -> str:
     if not npx or not shutil.which("node"):
         pytest.skip("node/npx not installed: the AWS stack checks need Node.js (CI has it)")
     if not (REPO / "node_modules" / "osls").is_dir():
-        pytest.fail("node_modules missing: run `npm ci` in the repository root (.ci/run does)")
+        pytest.fail("node_modules missing: run `npm ci` in the repository root (the README's test command does)")
     return npx
 
 

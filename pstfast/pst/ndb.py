@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
+
+from isal.isal_zlib import crc32 as _crc32
 
 PAGE_SIZE = 512
 BLOCK_ALIGN = 64
@@ -59,7 +60,7 @@ X_MAX = (MAX_BLOCK_DATA - 8) // 8  # 1021 block ids per XBLOCK/XXBLOCK
 
 def crc32(data: bytes | bytearray | memoryview) -> int:
     """The PST CRC (MS-PST 5.3): CRC-32 with a zero seed and no final inversion."""
-    return zlib.crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return _crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF  # isal: ~4x zlib's speed here, the same CRC-32
 
 
 def block_signature(ib: int, bid: int) -> int:

@@ -235,8 +235,8 @@ def _start_pool(pst_path: str, n_workers: int, engine: str) -> tuple[ProcessPool
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        # import numba, pyarrow and the kernels once in the fork server, not per worker
-        context.set_forkserver_preload(["pstfast.worker"])
+        # load the worker code and compiled kernels once, in the fork server, not per worker
+        context.set_forkserver_preload(["pstfast.forkserver"])
     destination = Destination(context)
     pool = ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_worker,
                                initargs=(pst_path, destination, None, engine))

@@ -33,6 +33,7 @@ from typing import Any
 
 from .errors import CorruptPstError, NotAPstError
 from .pst.reader import PstReader
+from .records import clean_text
 
 PST_MAGIC = b"!BDN"
 
@@ -318,19 +319,21 @@ class Props:
         return filetime(item[1])
 
     def str(self, tag: int) -> str | None:
+        """The text of a string (or binary) property: clean, as a row needs it (NUL and
+        unpaired surrogates replaced, see :func:`~pstfast.records.clean_text`)."""
         item = self.values.get(tag)
         if item is None or item[1] is None:
             return None
         vtype, data = item
         if vtype == PT_UNICODE:
-            text = data.decode("utf-16-le", "surrogatepass")
-        elif vtype == PT_STRING8:
-            text = data.decode(self.codec, "replace")
-        elif vtype == PT_BINARY:
-            text = data.decode(self.codec, "replace")
-        else:
-            return None
-        return text.rstrip("\x00")
+            try:  # strict first: success proves there is no unpaired surrogate (the usual case)
+                text = data.decode("utf-16-le").rstrip("\x00")
+            except UnicodeDecodeError:
+                return clean_text(data.decode("utf-16-le", "surrogatepass").rstrip("\x00"))
+            return text.replace("\x00", "\ufffd") if "\x00" in text else text
+        if vtype in (PT_STRING8, PT_BINARY):
+            return clean_text(data.decode(self.codec, "replace").rstrip("\x00"))
+        return None
 
 
 def _unwrap_subject(text: str | None) -> str | None:
@@ -470,7 +473,12 @@ class ReadAttachment:
 
 @dataclass
 class ReadMessage:
-    """The fields of one item before ids, normalisation and hashing are added."""
+    """The fields of one item before ids, normalisation and hashing are added.
+
+    Its text (and its attachments') is clean already: every string is decoded by
+    :meth:`Props.str` or :meth:`ItemReader._html`, which replace what PostgreSQL text
+    cannot hold, or parsed from such a string (transport headers).
+    """
 
     node_id: int | None
     message_class: str | None
@@ -618,7 +626,7 @@ class ItemReader:
         # binary HTML is in the message's Internet code page (usually UTF-8)
         codec = codec_for(props.int(PR_INTERNET_CPID)) if props.int(PR_INTERNET_CPID) != 20127 else None
         codec = codec or "utf-8"
-        return data.decode(codec, "replace").rstrip("\x00")
+        return clean_text(data.decode(codec, "replace").rstrip("\x00"))
 
     def _recipients(self, item: Item, codec: str) -> dict[str, list[dict[str, str | None]]]:
         out: dict[str, list[dict[str, str | None]]] = {"to": [], "cc": [], "bcc": []}

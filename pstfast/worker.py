@@ -176,38 +176,36 @@ def _error(ctx: WorkerContext, folder_path: str, index: int, email_id: str | Non
             "item_index": index, "email_id": email_id, "ordinal": ordinal, "reason": clean_text(reason)}
 
 
-def _people(values: list[dict[str, str | None]]) -> list[dict[str, str | None]]:
-    return [{"name": clean_text(v.get("name")), "email": clean_text(v.get("email"))} for v in values]
-
-
 def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str | None, folder_path: str,
              index: int, depth: int, emails: list[dict[str, Any]], attachments: list[dict[str, Any]],
              errors: list[dict[str, Any]], result: ShardResult) -> None:
-    """Append the rows of *msg* and (depth-first, after it) of its embedded messages."""
+    """Append the rows of *msg* and (depth-first, after it) of its embedded messages.
+
+    Text goes in as read: the reader hands it over clean (see ``ReadMessage``)."""
     row: dict[str, Any] = {
         "email_id": email_id,
         "parent_email_id": parent_id,
         "project_id": ctx.project_id,
         "pst_file_id": ctx.pst_file_id,
-        "folder_path": clean_text(folder_path),
-        "message_class": clean_text(msg.message_class),
-        "internet_message_id": clean_text(msg.internet_message_id),
-        "in_reply_to": clean_text(msg.in_reply_to),
-        "references": [clean_text(r) for r in msg.references],
+        "folder_path": folder_path,
+        "message_class": msg.message_class,
+        "internet_message_id": msg.internet_message_id,
+        "in_reply_to": msg.in_reply_to,
+        "references": msg.references,
         "conversation_index": msg.conversation_index,
-        "conversation_topic": clean_text(msg.conversation_topic),
-        "subject": clean_text(msg.subject),
+        "conversation_topic": msg.conversation_topic,
+        "subject": msg.subject,
         "normalized_subject": None,
-        "sender_name": clean_text(msg.sender_name),
-        "sender_email": clean_text(msg.sender_email),
-        "to": _people(msg.to),
-        "cc": _people(msg.cc),
-        "bcc": _people(msg.bcc),
+        "sender_name": msg.sender_name,
+        "sender_email": msg.sender_email,
+        "to": msg.to,
+        "cc": msg.cc,
+        "bcc": msg.bcc,
         "sent_at": msg.sent_at,
         "received_at": msg.received_at,
-        "body_text": clean_text(msg.body_text),
-        "body_html": clean_text(msg.body_html),
-        "transport_headers": clean_text(msg.transport_headers),
+        "body_text": msg.body_text,
+        "body_html": msg.body_html,
+        "transport_headers": msg.transport_headers,
         "attachment_count": len(msg.attachments),
         "size_bytes": msg.size_bytes,
         "importance": msg.importance,
@@ -238,10 +236,10 @@ def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str
             "attachment_id": ids.attachment_id(email_id, att.ordinal),
             "email_id": email_id,
             "ordinal": att.ordinal,
-            "filename": clean_text(att.filename),
-            "mime_type": clean_text(att.mime_type),
+            "filename": att.filename,
+            "mime_type": att.mime_type,
             "size": att.size,
-            "content_id": clean_text(att.content_id),
+            "content_id": att.content_id,
             "is_inline": att.is_inline,
             "method": att.method,
             "sha256": att.sha256,

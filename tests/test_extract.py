@@ -17,7 +17,7 @@ import pstfast
 from pstfast import storage
 from pstfast.errors import CorruptPstError, InputError, ManifestError, NotAPstError, UsageError
 from pstfast.manifest import read_manifest, verify
-from pstfast.reader import codec_for, codepage_for_locale, Props, PT_STRING8
+from pstfast.reader import codec_for, codepage_for_locale, Props, PT_STRING8, PT_UNICODE
 from pstfast.records import ATTACHMENT_FIELDS, EMAIL_FIELDS, format_timestamp
 
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "public"
@@ -96,6 +96,18 @@ def test_japanese_contact_names(tmp_path: Path) -> None:
     assert row["message_class"] == "IPM.Contact"
     assert row["subject"] == "コム ドット イグザンプル 殿"
     assert row["folder_path"] == "Outlook データ ファイルのトップ/連絡先 (Contact dedicated)"
+
+
+def test_text_is_clean_when_read() -> None:
+    # rows are built from Props.str as is: what PostgreSQL text cannot hold (NUL, an
+    # unpaired surrogate from broken UTF-16) must already be U+FFFD; trailing NULs go
+    broken = "x\ud800y\x00z".encode("utf-16-le", "surrogatepass") + b"\x00\x00"
+    props = Props({1: (PT_UNICODE, broken), 2: (PT_UNICODE, "fine\x00".encode("utf-16-le")),
+                   3: (PT_UNICODE, "nul\x00inside".encode("utf-16-le")), 4: (PT_STRING8, b"a\x00b\x00")})
+    assert props.str(1) == "x\ufffdy\ufffdz"
+    assert props.str(2) == "fine"
+    assert props.str(3) == "nul\ufffdinside"
+    assert props.str(4) == "a\ufffdb"
 
 
 def test_ansi_strings_decode_with_the_message_code_page() -> None:

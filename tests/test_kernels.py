@@ -7,7 +7,11 @@ one-value-at-a-time reference (and XXH3-128 with the independent ``xxhash`` C li
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -307,3 +311,14 @@ def test_content_hashes_long_bodies_and_errors() -> None:
 def test_warm_up_reports_seconds() -> None:
     spent = kernels.warm_up()
     assert isinstance(spent, float) and spent >= 0.0
+
+
+def test_cache_ready_says_whether_warm_up_would_compile(tmp_path: Path) -> None:
+    # the extract's fork server warms the kernels only when this is True (loading is
+    # cheap, compiling is not): True once warm_up has cached them, False on a cold cache
+    kernels.warm_up()
+    assert kernels.cache_ready()
+    cold = subprocess.run([sys.executable, "-c", "from pstfast import kernels; print(kernels.cache_ready())"],
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}, capture_output=True, text=True,
+                          check=True)
+    assert cold.stdout.strip() == "False"

@@ -41,11 +41,23 @@ def _short(fullname: str) -> str:
 
 def legacy_projection(info: dict[str, Any]) -> tuple[float, float, float] | None:
     """(projected seconds for the whole PST, fixed seconds, seconds per message) of a
-    sampled legacy run: a straight line (fixed start-up, e.g. libpff opening the PST, plus a
-    per-message cost) through its two largest samples; None when not sampled."""
-    samples = sorted((v["messages"], v["seconds"]) for v in (info.get("legacy_samples") or {}).values())
-    if info.get("legacy_mode") != "sampled" or not samples or not info.get("pst_messages"):
+    sampled legacy run; None when not sampled.
+
+    Samples that carry ``open_seconds`` and ``run_seconds`` (libpff opening the PST, and
+    the whole ingest, timed by the legacy run itself) give: fixed = process start-up + the
+    open, per message = the largest sample's ingest time after the open over its messages.
+    Older samples (without them): a straight line through the two largest; there the open's
+    noise (±10 s of ~130 s at 100k messages) can swamp the difference between samples.
+    """
+    values = list((info.get("legacy_samples") or {}).values())
+    if info.get("legacy_mode") != "sampled" or not values or not info.get("pst_messages"):
         return None
+    big = max(values, key=lambda v: v["messages"])
+    if big.get("open_seconds") is not None and big.get("run_seconds") is not None:
+        fixed = big["seconds"] - big["run_seconds"] + big["open_seconds"]
+        per = (big["run_seconds"] - big["open_seconds"]) / big["messages"]
+        return fixed + per * info["pst_messages"], fixed, per
+    samples = sorted((v["messages"], v["seconds"]) for v in values)
     if len(samples) == 1:
         return samples[0][1] / samples[0][0] * info["pst_messages"], 0.0, samples[0][1] / samples[0][0]
     (n1, t1), (n2, t2) = samples[-2], samples[-1]

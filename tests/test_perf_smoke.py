@@ -96,3 +96,19 @@ def test_dashboard_builds_from_results(smoke_json: Path, tmp_path: Path) -> None
         assert (out / name).stat().st_size > 10_000, name
     page = (out / "index.html").read_text()
     assert "test_e2e_pstfast[120-w2]" in page and "legacy ORM" in page
+
+
+def test_legacy_projection_uses_the_measured_open() -> None:
+    from perf import ratios
+
+    # values by hand: fixed = start-up (140 - 139) + open 110 = 111 s; per message =
+    # (139 - 110) / 10,000 = 2.9 ms; whole PST = 111 + 103,091 x 0.0029 = 409.96 s
+    info = {"legacy_mode": "sampled", "pst_messages": 103_091, "legacy_samples": {
+        "10000": {"messages": 10_000, "seconds": 140.0, "run_seconds": 139.0, "open_seconds": 110.0}}}
+    projected, fixed, per = ratios.legacy_projection(info)
+    assert (round(fixed, 6), round(per, 6), round(projected, 2)) == (111.0, 0.0029, 409.96)
+    # runs saved before the open was timed: the line through the two largest samples
+    old = {"legacy_mode": "sampled", "pst_messages": 20_000, "legacy_samples": {
+        "5000": {"messages": 5_000, "seconds": 60.0}, "10000": {"messages": 10_000, "seconds": 70.0}}}
+    assert ratios.legacy_projection(old) == (90.0, 50.0, 0.002)
+    assert ratios.legacy_projection({"legacy_mode": "full"}) is None

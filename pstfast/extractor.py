@@ -34,7 +34,8 @@ from .plan import Shard, plan_shards, summary
 from .progress import Progress
 from .reader import ItemReader, check_signature, libpff_version, list_folders
 from .records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS
-from .worker import Destination, ShardResult, WorkerContext, init_worker, part_path, run_shard
+from .worker import (PREREAD_SHARDS, Destination, Read, ShardResult, WorkerContext, init_worker, part_path,
+                     read_shard, run_shards, write_shard)
 from .writers import ParquetMerger, concat_files, csv_header_member, gzip_bytes
 
 EXTRACTOR_VERSION = f"pstfast-extract {__version__}"
@@ -99,7 +100,8 @@ def extract(
         hasher = ThreadPoolExecutor(1)
         pool: ProcessPoolExecutor | None = None
         destination: Destination | None = None
-        futures: dict[Future[ShardResult], Shard] = {}
+        futures: dict[Future[list[ShardResult]], list[Shard]] = {}
+        preread: dict[int, Read] = {}
         item_reader: ItemReader | None = None
         merger: _Merger | None = None
         try:
@@ -117,9 +119,12 @@ def extract(
                 item_reader.close()  # workers open their own readers; none crosses a process boundary
                 item_reader = None
                 pool, destination = _start_pool(str(local), n_workers, engine)
-                futures = {pool.submit(run_shard, ctx, shard): shard for shard in shards}
+                futures = {pool.submit(run_shards, ctx, task): task for task in _tasks(shards, n_workers)}
             timings["plan"] = time.perf_counter() - t
             t = time.perf_counter()
+            if not futures:  # one worker, this process: it too reads its first shards while the input is hashed
+                init_worker(str(local), None, item_reader, engine)
+                preread = {shard.index: read_shard(ctx, shard) for shard in shards[:PREREAD_SHARDS]}
             sha256, size = hashing.result()
             timings["hash_wait"] = time.perf_counter() - t
             pst_input = _Input(local, sha256, size, name)
@@ -135,7 +140,7 @@ def extract(
             t = time.perf_counter()
             bar = Progress(sum(s.items for s in shards), enabled=progress)
             merger = _Merger(parts, stage, folder_failures, pst_file_id)
-            results = _run(ctx, shards, bar, merger, futures, item_reader)
+            results = _run(ctx, shards, bar, merger, futures, item_reader, preread)
             bar.close()
             timings["extract"] = time.perf_counter() - t
         except BaseException as exc:
@@ -243,24 +248,35 @@ def _start_pool(pst_path: str, n_workers: int, engine: str) -> tuple[ProcessPool
     return pool, destination
 
 
+def _tasks(shards: Sequence[Shard], n_workers: int) -> list[list[Shard]]:
+    """The pool's tasks, in shard order: each worker's first holds PREREAD_SHARDS shards
+    (read while the input is hashed), the rest one each. Grouping changes no output byte:
+    every shard still writes its own parts."""
+    first = n_workers * PREREAD_SHARDS
+    head = [list(shards[i:i + PREREAD_SHARDS]) for i in range(0, min(first, len(shards)), PREREAD_SHARDS)]
+    return head + [[shard] for shard in shards[first:]]
+
+
 def _run(ctx: WorkerContext, shards: Sequence[Shard], bar: Progress, merger: _Merger,
-         futures: dict[Future[ShardResult], Shard], reader: ItemReader | None) -> list[ShardResult]:
-    """Collect the shards submitted to the pool (*futures*), or run them in this process with
-    *reader*; merge finished shards in shard order meanwhile."""
+         futures: dict[Future[list[ShardResult]], list[Shard]], reader: ItemReader | None,
+         preread: dict[int, Read]) -> list[ShardResult]:
+    """Collect the tasks submitted to the pool (*futures*), or run the shards in this process
+    with *reader* (the ones in *preread* already read); merge finished shards in shard
+    order meanwhile."""
     results: dict[int, ShardResult] = {}
     try:
         if not futures:
-            init_worker(ctx.pst_path, None, reader, ctx.reader)
             for shard in shards:
-                results[shard.index] = run_shard(ctx, shard)
+                read = preread.pop(shard.index, None) or read_shard(ctx, shard)
+                results[shard.index] = write_shard(ctx, shard, read)
                 bar.update(shard.items)
                 merger.add(shard.index)
         else:
             merged = 0
             for future in as_completed(futures):
-                result = future.result()
-                results[result.index] = result
-                bar.update(futures[future].items)
+                for result in future.result():
+                    results[result.index] = result
+                bar.update(sum(shard.items for shard in futures[future]))
                 while merged < len(shards) and merged in results:  # the main process merges meanwhile
                     merger.add(merged)
                     merged += 1

@@ -1,9 +1,11 @@
 """The extract worker: one process, one PST reader, whole shards into part files.
 
 :func:`init_worker` runs once per process (the pool initializer) and opens the PST;
-:func:`run_shard` reads every item of a shard, builds the rows, normalises and hashes
-them in batches with the kernels, writes the part files and attachment objects, and
-returns only counters. Nothing per-message crosses the process boundary.
+:func:`read_shard` reads every item of a shard (it needs no destination, so it can run
+while the input is still being hashed); :func:`write_shard` builds the rows, normalises and
+hashes them in batches with the kernels, writes the part files and attachment objects, and
+returns only counters; :func:`run_shards` is the pool task doing both for a few shards.
+Nothing per-message crosses the process boundary.
 """
 
 from __future__ import annotations
@@ -131,29 +133,42 @@ def _read_item(reader: ItemReader, ctx: WorkerContext, folder_nid: int, index: i
     return reader.read(reader.pypff_item(item))
 
 
-def run_shard(ctx: WorkerContext, shard: Shard) -> ShardResult:
-    """Extract every item of *shard* into its part files; returns the counters."""
+#: the first task of each pool worker holds this many shards: it reads them all before it
+#: needs the destination, so the worker keeps reading while the input is still being hashed
+PREREAD_SHARDS = 2
+
+Read = tuple[list[tuple[str, int, int, ReadMessage | Exception]], float]
+
+
+def read_shard(ctx: WorkerContext, shard: Shard) -> Read:
+    """Read every item of *shard* (a failure is kept in place of its item); and the seconds taken.
+
+    Needs neither the pst_file_id nor the output folder: it can run while the input is hashed."""
     started = time.perf_counter()
     reader: ItemReader = _STATE["reader"]
-    result = ShardResult(shard.index)
     read: list[tuple[str, int, int, ReadMessage | Exception]] = []
     for sl in shard.slices:
         for index, nid in enumerate(sl.nids, sl.start):
-            if result.items_seen % RELEASE_EVERY == RELEASE_EVERY - 1:
+            if len(read) % RELEASE_EVERY == RELEASE_EVERY - 1:
                 reader.pst.release_pages()
-            result.items_seen += 1
             try:
                 read.append((sl.folder_path, index, nid, _read_item(reader, ctx, sl.folder_nid, index, nid)))
             except Exception as exc:  # one bad item never stops the file: it is recorded
                 read.append((sl.folder_path, index, nid, exc))
     reader.pst.release_pages()
+    return read, time.perf_counter() - started
 
-    if not ctx.attachments_dir:  # known only once the output folder is ready (after the hash)
-        ctx = _STATE["destination"].complete(ctx)
+
+def write_shard(ctx: WorkerContext, shard: Shard, read: Read) -> ShardResult:
+    """Turn the items :func:`read_shard` read into the shard's part files; returns the counters.
+    *ctx* must be complete (pst_file_id and attachments folder known)."""
+    started = time.perf_counter()
+    items, read_seconds = read
+    result = ShardResult(shard.index, items_seen=len(items))
     emails: list[dict[str, Any]] = []
     attachments: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    for folder_path, index, nid, message in read:
+    for folder_path, index, nid, message in items:
         if isinstance(message, Exception):
             errors.append(_error(ctx, folder_path, index, None, None, "item", message))
             result.errors += 1
@@ -165,8 +180,17 @@ def run_shard(ctx: WorkerContext, shard: Shard) -> ShardResult:
     _write_parts(ctx, shard.index, emails, attachments, errors)
     result.emails = len(emails)
     result.attachments = len(attachments)
-    result.seconds = time.perf_counter() - started
+    result.seconds = read_seconds + time.perf_counter() - started
     return result
+
+
+def run_shards(ctx: WorkerContext, shards: list[Shard]) -> list[ShardResult]:
+    """A pool task: read every shard, then, once the destination is published (when *ctx*
+    lacks it), write each one's part files."""
+    reads = [read_shard(ctx, shard) for shard in shards]
+    if not ctx.attachments_dir:  # known only once the output folder is ready (after the hash)
+        ctx = _STATE["destination"].complete(ctx)
+    return [write_shard(ctx, shard, read) for shard, read in zip(shards, reads)]
 
 
 def _error(ctx: WorkerContext, folder_path: str, index: int, email_id: str | None, ordinal: int | None,
@@ -368,4 +392,5 @@ def _write_parts(ctx: WorkerContext, index: int, emails: list[dict[str, Any]], a
         put("errors.ndjson", b"".join(orjson.dumps(e) + b"\n" for e in errors))
 
 
-__all__ = ["WorkerContext", "ShardResult", "init_worker", "run_shard", "part_path", "PART_KINDS"]
+__all__ = ["WorkerContext", "ShardResult", "init_worker", "read_shard", "write_shard", "run_shards", "part_path",
+           "PART_KINDS", "PREREAD_SHARDS"]

@@ -3,7 +3,9 @@
 The plan depends only on the folder item counts (never on the worker count), so the
 same PST always gives the same shards, and output merged in shard order is identical
 whatever the number of workers. Small folders are grouped into one shard; a big folder
-is split into item index ranges.
+is split into item index ranges. The last TAPER_SHARDS shards' worth of items is cut into
+quarter-size shards: the workers then finish closer together (a worker left alone with a
+full shard at the end is time the other cores sit idle).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .reader import FolderInfo
 MIN_SHARD_ITEMS = 64
 MAX_SHARD_ITEMS = 512  # bounds a worker's memory (a shard's rows wait in it), whatever the PST size
 TARGET_SHARDS = 32
+TAPER_SHARDS = 2
 
 
 @dataclass(frozen=True)
@@ -51,21 +54,25 @@ def shard_size(total_items: int) -> int:
 
 
 def plan_shards(folders: Sequence[FolderInfo], items_per_shard: int | None = None) -> list[Shard]:
-    """Cut the folders (in depth-first order) into shards of about *items_per_shard* items."""
+    """Cut the folders (in depth-first order) into shards of about *items_per_shard* items,
+    the last ``TAPER_SHARDS * items_per_shard`` items into shards a quarter that size."""
     total = sum(f.item_count for f in folders)
     size = items_per_shard or shard_size(total)
+    taper_from = total - TAPER_SHARDS * size
     shards: list[Shard] = []
     current: list[Slice] = []
-    filled = 0
+    done = filled = 0
     for folder in folders:
         start = 0
         while start < folder.item_count:
-            take = min(folder.item_count - start, size - filled)
+            target = size if done < taper_from else max(1, size // 4)
+            take = min(folder.item_count - start, target - filled)
             current.append(Slice(folder.folder_path, folder.node_id, start, folder.message_nids[start:start + take]))
             filled += take
             start += take
-            if filled >= size:
+            if filled >= target:
                 shards.append(Shard(len(shards), tuple(current)))
+                done += filled
                 current, filled = [], 0
     if current:
         shards.append(Shard(len(shards), tuple(current)))

@@ -34,8 +34,8 @@ from .plan import Shard, plan_shards, summary
 from .progress import Progress
 from .reader import ItemReader, check_signature, libpff_version, list_folders
 from .records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS
-from .worker import (PREREAD_SHARDS, Destination, Read, ShardResult, WorkerContext, init_worker, part_path,
-                     read_shard, run_shards, write_shard)
+from .worker import (PREREAD_SHARDS, Destination, ShardRead, ShardResult, WorkerContext, init_worker,
+                     part_path, read_shard, run_shards, write_shard)
 from .writers import ParquetMerger, concat_files, csv_header_member, gzip_bytes
 
 EXTRACTOR_VERSION = f"pstfast-extract {__version__}"
@@ -101,7 +101,7 @@ def extract(
         pool: ProcessPoolExecutor | None = None
         destination: Destination | None = None
         futures: dict[Future[list[ShardResult]], list[Shard]] = {}
-        preread: dict[int, Read] = {}
+        preread: dict[int, ShardRead] = {}
         item_reader: ItemReader | None = None
         merger: _Merger | None = None
         try:
@@ -259,7 +259,7 @@ def _tasks(shards: Sequence[Shard], n_workers: int) -> list[list[Shard]]:
 
 def _run(ctx: WorkerContext, shards: Sequence[Shard], bar: Progress, merger: _Merger,
          futures: dict[Future[list[ShardResult]], list[Shard]], reader: ItemReader | None,
-         preread: dict[int, Read]) -> list[ShardResult]:
+         preread: dict[int, ShardRead]) -> list[ShardResult]:
     """Collect the tasks submitted to the pool (*futures*), or run the shards in this process
     with *reader* (the ones in *preread* already read); merge finished shards in shard
     order meanwhile."""

@@ -137,10 +137,10 @@ def _read_item(reader: ItemReader, ctx: WorkerContext, folder_nid: int, index: i
 #: needs the destination, so the worker keeps reading while the input is still being hashed
 PREREAD_SHARDS = 2
 
-Read = tuple[list[tuple[str, int, int, ReadMessage | Exception]], float]
+ShardRead = tuple[list[tuple[str, int, int, ReadMessage | Exception]], float]
 
 
-def read_shard(ctx: WorkerContext, shard: Shard) -> Read:
+def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
     """Read every item of *shard* (a failure is kept in place of its item); and the seconds taken.
 
     Needs neither the pst_file_id nor the output folder: it can run while the input is hashed."""
@@ -159,7 +159,7 @@ def read_shard(ctx: WorkerContext, shard: Shard) -> Read:
     return read, time.perf_counter() - started
 
 
-def write_shard(ctx: WorkerContext, shard: Shard, read: Read) -> ShardResult:
+def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead) -> ShardResult:
     """Turn the items :func:`read_shard` read into the shard's part files; returns the counters.
     *ctx* must be complete (pst_file_id and attachments folder known)."""
     started = time.perf_counter()

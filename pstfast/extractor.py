@@ -12,6 +12,7 @@ and write ``manifest.json`` last.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import re
@@ -36,7 +37,7 @@ from .reader import ItemReader, check_signature, libpff_version, list_folders
 from .records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS
 from .worker import (PREREAD_SHARDS, Destination, ShardRead, ShardResult, WorkerContext, init_worker,
                      part_path, read_shard, run_shards, write_shard)
-from .writers import ParquetMerger, concat_files, csv_header_member, gzip_bytes
+from .writers import ParquetMerger, csv_header_member, gzip_bytes
 
 EXTRACTOR_VERSION = f"pstfast-extract {__version__}"
 _ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -158,7 +159,7 @@ def extract(
 
         t = time.perf_counter()
         merger.close()
-        objects = _inventory(stage, results)
+        objects = _inventory(stage, merger.entries(), results)
         timings["merge"] = time.perf_counter() - t
 
         errors = sum(r.errors for r in results) + len(folder_failures)
@@ -290,13 +291,31 @@ def _run(ctx: WorkerContext, shards: Sequence[Shard], bar: Progress, merger: _Me
     return [results[s.index] for s in shards]
 
 
+class _HashedFile:
+    """An output file that hashes what is written to it: its manifest entry without reading
+    it again at the end, when the workers are done and nothing else runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.handle = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
 class _Merger:
     """Appends each shard's part files, in shard order, to the final objects."""
 
     def __init__(self, parts: Path, stage: Path, folder_failures: list[dict[str, Any]], pst_file_id: str) -> None:
         self.parts = parts
         try:
-            self.files = {name: open(stage / name, "wb") for name in  # noqa: SIM115 - closed by close()
+            self.files = {name: _HashedFile(stage / name) for name in
                           ("emails.ndjson.gz", "emails.csv.gz", "attachments.ndjson.gz", "attachments.csv.gz",
                            "errors.ndjson")}
             self.files["emails.csv.gz"].write(csv_header_member(EMAIL_FIELDS))
@@ -315,7 +334,7 @@ class _Merger:
             for name, dst in self.files.items():
                 part = part_path(self.parts, index, name)
                 if part.exists():
-                    concat_files([part], dst)
+                    dst.write(part.read_bytes())  # a shard's part: a few MB
                     part.unlink()
             arrow = part_path(self.parts, index, "emails.arrow")
             if arrow.exists():
@@ -333,7 +352,7 @@ class _Merger:
     def close(self) -> None:
         try:
             for name in ("emails.ndjson.gz", "attachments.ndjson.gz"):
-                if self.files[name].tell() == 0:  # no rows: still a valid (empty) gzip file
+                if self.files[name].size == 0:  # no rows: still a valid (empty) gzip file
                     self.files[name].write(gzip_bytes(b""))
             for dst in self.files.values():
                 dst.close()
@@ -341,13 +360,22 @@ class _Merger:
         except OSError as exc:
             raise StorageError(f"writing the output failed: {exc.strerror or exc}") from exc
 
+    def entries(self) -> dict[str, dict[str, object]]:
+        """sha256 + size of the files this merger wrote (after :meth:`close`)."""
+        return {name: {"sha256": f.digest.hexdigest(), "size": f.size} for name, f in self.files.items()}
 
-def _inventory(stage: Path, results: Sequence[ShardResult]) -> dict[str, dict[str, object]]:
-    """sha256 + size of every object (attachment objects are named by their sha256)."""
+
+def _inventory(stage: Path, merged: dict[str, dict[str, object]],
+               results: Sequence[ShardResult]) -> dict[str, dict[str, object]]:
+    """sha256 + size of every object: the merged files' as written, the Parquet file's read
+    back, attachment objects' from their names (their sha256)."""
     objects: dict[str, dict[str, object]] = {}
     for name in OBJECTS:
-        sha, size = storage.sha256_and_size(stage / name)
-        objects[name] = {"sha256": sha, "size": size}
+        if name in merged:
+            objects[name] = merged[name]
+        else:
+            sha, size = storage.sha256_and_size(stage / name)
+            objects[name] = {"sha256": sha, "size": size}
     blobs: dict[str, int] = {}
     for result in results:
         blobs.update(result.objects)

@@ -7,10 +7,9 @@ carry mtime 0 and no file name, Parquet row groups have a fixed size.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from isal import igzip
@@ -160,21 +159,12 @@ class ParquetMerger:
         self.writer.close()
 
 
-def concat_files(parts: Sequence[Path], out: IO[bytes], head: bytes = b"") -> None:
-    """Write *head* then the bytes of every part, in order."""
-    if head:
-        out.write(head)
-    for part in parts:
-        with open(part, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-
-
 def read_gzip_text(data: bytes) -> str:
     """Decompress a (multi-member) gzip blob to text (for tests and tools)."""
     return igzip.decompress(data).decode("utf-8")
 
 
 __all__ = [
-    "arrow_schema", "arrow_tables", "concat_files", "csv_header_member", "csv_lines", "gzip_bytes",
+    "arrow_schema", "arrow_tables", "csv_header_member", "csv_lines", "gzip_bytes",
     "ParquetMerger", "ndjson_lines", "read_gzip_text", "write_arrow_part",
 ]

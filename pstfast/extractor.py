@@ -141,18 +141,18 @@ def extract(
             t = time.perf_counter()
             bar = Progress(sum(s.items for s in shards), enabled=progress)
             merger = _Merger(parts, stage, folder_failures, pst_file_id)
-            results = _run(ctx, shards, bar, merger, futures, item_reader, preread)
+            results = _run(ctx, shards, bar, merger, futures, preread)
             bar.close()
             timings["extract"] = time.perf_counter() - t
         except BaseException as exc:
             if destination is not None:
                 destination.abort(f"{type(exc).__name__}: {exc}")
-            if item_reader is not None:
-                item_reader.close()
             if merger is not None:
                 merger.abandon()
             raise
         finally:
+            if item_reader is not None:  # the in-process worker's reader (workers close their own)
+                item_reader.close()
             hasher.shutdown(wait=True)
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -259,16 +259,14 @@ def _tasks(shards: Sequence[Shard], n_workers: int) -> list[list[Shard]]:
 
 
 def _run(ctx: WorkerContext, shards: Sequence[Shard], bar: Progress, merger: _Merger,
-         futures: dict[Future[list[ShardResult]], list[Shard]], reader: ItemReader | None,
-         preread: dict[int, ShardRead]) -> list[ShardResult]:
+         futures: dict[Future[list[ShardResult]], list[Shard]], preread: dict[int, ShardRead]) -> list[ShardResult]:
     """Collect the tasks submitted to the pool (*futures*), or run the shards in this process
-    with *reader* (the ones in *preread* already read); merge finished shards in shard
-    order meanwhile."""
+    (the ones in *preread* already read); merge finished shards in shard order meanwhile."""
     results: dict[int, ShardResult] = {}
     try:
         if not futures:
             for shard in shards:
-                read = preread.pop(shard.index, None) or read_shard(ctx, shard)
+                read = preread.pop(shard.index) if shard.index in preread else read_shard(ctx, shard)
                 results[shard.index] = write_shard(ctx, shard, read)
                 bar.update(shard.items)
                 merger.add(shard.index)
@@ -285,9 +283,6 @@ def _run(ctx: WorkerContext, shards: Sequence[Shard], bar: Progress, merger: _Me
         raise CorruptPstError(f"{ctx.pst_path}: a worker died while reading the PST: {exc}") from exc
     except OSError as exc:
         raise StorageError(f"writing part files failed: {exc}") from exc
-    finally:
-        if reader is not None:
-            reader.close()
     return [results[s.index] for s in shards]
 
 

@@ -11,7 +11,6 @@ Nothing per-message crosses the process boundary.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -93,7 +92,6 @@ class ShardResult:
     attachments: int = 0
     errors: int = 0
     warnings: int = 0
-    seconds: float = 0.0
     objects: dict[str, int] = field(default_factory=dict)  # sha256 -> size
 
 
@@ -137,16 +135,15 @@ def _read_item(reader: ItemReader, ctx: WorkerContext, folder_nid: int, index: i
 #: needs the destination, so the worker keeps reading while the input is still being hashed
 PREREAD_SHARDS = 2
 
-ShardRead = tuple[list[tuple[str, int, int, ReadMessage | Exception]], float]
+ShardRead = list[tuple[str, int, int, ReadMessage | Exception]]  # (folder, index, nid, item or its failure)
 
 
 def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
-    """Read every item of *shard* (a failure is kept in place of its item); and the seconds taken.
+    """Read every item of *shard* (a failure is kept in place of its item).
 
     Needs neither the pst_file_id nor the output folder: it can run while the input is hashed."""
-    started = time.perf_counter()
     reader: ItemReader = _STATE["reader"]
-    read: list[tuple[str, int, int, ReadMessage | Exception]] = []
+    read: ShardRead = []
     for sl in shard.slices:
         for index, nid in enumerate(sl.nids, sl.start):
             if len(read) % RELEASE_EVERY == RELEASE_EVERY - 1:
@@ -156,19 +153,17 @@ def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
             except Exception as exc:  # one bad item never stops the file: it is recorded
                 read.append((sl.folder_path, index, nid, exc))
     reader.pst.release_pages()
-    return read, time.perf_counter() - started
+    return read
 
 
 def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead) -> ShardResult:
     """Turn the items :func:`read_shard` read into the shard's part files; returns the counters.
     *ctx* must be complete (pst_file_id and attachments folder known)."""
-    started = time.perf_counter()
-    items, read_seconds = read
-    result = ShardResult(shard.index, items_seen=len(items))
+    result = ShardResult(shard.index, items_seen=len(read))
     emails: list[dict[str, Any]] = []
     attachments: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    for folder_path, index, nid, message in items:
+    for folder_path, index, nid, message in read:
         if isinstance(message, Exception):
             errors.append(_error(ctx, folder_path, index, None, None, "item", message))
             result.errors += 1
@@ -180,7 +175,6 @@ def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead) -> ShardResul
     _write_parts(ctx, shard.index, emails, attachments, errors)
     result.emails = len(emails)
     result.attachments = len(attachments)
-    result.seconds = read_seconds + time.perf_counter() - started
     return result
 
 

@@ -2,11 +2,11 @@
 
 Backends:
 
-* ``postgres`` (default): fill the stored ``search_vector`` tsvector of every row without
-  one (``pstfast_search_vector``, ``sql/005_search_vector.sql``) on several connections at
-  once (``sql/index_update.sql``), then merge the GIN index's pending list in one batch
-  (``sql/index_finish.sql``; GIN index from ``sql/004_search.sql``); query it with
-  :func:`pstfast.search`.
+* ``postgres`` (default): compute the search entry (a tsvector, ``pstfast_search_vector``)
+  of every email without one into the narrow ``email_search`` table (both from
+  ``sql/005_search_table.sql``) on several connections at once (``sql/index_update.sql``),
+  then merge its GIN index's pending list in one batch (``sql/index_finish.sql``); query it
+  with :func:`pstfast.search`.
 * ``opensearch``: build ``_bulk`` NDJSON (deterministic ``_id`` = email_id, documents in
   email_id order, key-sorted JSON), write it under ``stages/index/`` as ``bulk-NNNNN.ndjson``
   files of at most ~10 MB each (each one a valid ``_bulk`` body, listed in ``bulk.json``)

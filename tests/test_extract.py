@@ -351,7 +351,6 @@ def test_output_failing_after_the_workers_started_fails_cleanly(tmp_path: Path) 
 
 def test_given_pst_file_id_with_workers_writes_attachments_under_the_output(tmp_path: Path, monkeypatch) -> None:
     """Workers learn the output folder after they start: with a caller's pst_file_id too."""
-    from pstfast.manifest import verify
     from pstfast.synthetic import SynthOptions, synth
 
     pst = tmp_path / "s.pst"

@@ -43,6 +43,7 @@ _LAZY = {
     "run_stage": "pstfast.stages",
     "run": "pstfast.runner",
     "submit": "pstfast.queue",
+    "warm_up": "pstfast.jit",
 }
 
 __all__ = [

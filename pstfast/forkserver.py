@@ -1,12 +1,16 @@
 """Imported once by the extract's fork server, before it forks any worker.
 
 Workers are forked from that server, so what it loads they start with: the worker code,
-numpy, pyarrow and, when numba's on-disk cache holds them, the compiled kernels (each
-worker would otherwise load them itself, ~0.4 s, on its first batch). A cold cache is left
-alone: compiling takes 20-70 s, which only a large batch should pay, and only once.
+numpy, pyarrow and, when numba's on-disk cache holds them, the compiled kernels and PST
+reader (each worker would otherwise load them itself, ~0.4 s, on its first batch). A cold
+cache is left alone: compiling takes 20-70 s, which only a large batch should pay, and
+only once (``pstfast warm-up``).
 """
 
 from . import kernels, worker  # noqa: F401 - imported for the forked workers
+from .pst import compiled
 
 if kernels.cache_ready():
     kernels.warm_up()
+if compiled.cache_ready():
+    compiled.warm_up()

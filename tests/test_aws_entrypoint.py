@@ -23,11 +23,11 @@ def run_entrypoint(args: list[str], scratch: Path, **env: str) -> subprocess.Com
 
 def test_dockerfile_warms_numba_and_uses_the_entrypoint() -> None:
     text = (REPO / "batch" / "Dockerfile").read_text()
-    assert 'python -c "import pstfast.kernels as k; k.warm_up()"' in text
+    assert "RUN pstfast warm-up" in text  # the command itself: test_compiled_reader.py
     assert "NUMBA_CACHE_DIR" in text and "ENTRYPOINT" in text and "entrypoint.sh" in text
-    import pstfast.kernels as kernels
+    from pstfast.cli import build_parser
 
-    assert callable(kernels.warm_up)
+    assert build_parser().parse_args(["warm-up"]).command == "warm-up"
 
 
 def test_per_job_scratch_folder_is_exported_and_removed(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import datetime as dt
 import hashlib
 import json
 import shutil
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 
 from pstfast.errors import CorruptPstError, NotAPstError
 from pstfast.pst.reader import EmbeddedMessage, PstReader, clean_subject
+from pst_variants import reencode_cyclic
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus" / "public"
@@ -261,43 +261,10 @@ def test_contents_tables_agree_with_pypff(tmp_path: Path) -> None:
     assert largest == 1000
 
 
-def _reencode_cyclic(src: Path, dst: Path) -> None:
-    """Copy *src* (an unencoded Unicode PST) to *dst* with every data block cyclic-encoded.
-
-    Cyclic encoding is its own inverse, so the reader's decoder doubles as the encoder;
-    libpff then reads the result independently (and checks the block CRCs we rewrite).
-    """
-    from pstfast.pst.ndb import crc32
-    from pstfast.pst.reader import _decrypt_cyclic
-
-    data = bytearray(src.read_bytes())
-    assert struct.unpack_from("<H", data, 10)[0] == 23 and data[513] == 0
-    data[513] = 2
-    struct.pack_into("<I", data, 4, crc32(data[8:8 + 471]))
-    struct.pack_into("<I", data, 524, crc32(data[8:8 + 516]))
-    stack = [struct.unpack_from("<Q", data, 240)[0]]  # the block B-tree root page
-    while stack:
-        ib = stack.pop()
-        count, _, size, level = data[ib + 488:ib + 492]
-        for i in range(count):
-            entry = ib + i * size
-            if level:
-                stack.append(struct.unpack_from("<Q", data, entry + 16)[0])
-                continue
-            bid, block_ib, cb = struct.unpack_from("<QQH", data, entry)
-            if bid & 2:  # internal blocks are never encoded
-                continue
-            encoded = _decrypt_cyclic(bytes(data[block_ib:block_ib + cb]), bid & 0xFFFFFFFF)
-            data[block_ib:block_ib + cb] = encoded
-            trailer = block_ib + (cb + 16 + 63) // 64 * 64 - 16
-            struct.pack_into("<I", data, trailer + 4, crc32(encoded))
-    dst.write_bytes(bytes(data))
-
-
 def test_cyclic_encoding_agrees_with_pypff(synth_pst: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     pst, truth = synth_pst
     cyclic = tmp_path / "cyclic.pst"
-    _reencode_cyclic(pst, cyclic)
+    reencode_cyclic(pst, cyclic)
     with_embedded = [m for m in truth["messages"] if any(a["message"] for a in m["attachments"])][:8]
     with PstReader(cyclic) as reader:
         assert reader.crypt == 2

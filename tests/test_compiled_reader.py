@@ -1,0 +1,184 @@
+"""The compiled read path (:mod:`pstfast.pst.compiled`) against the Python reader it mirrors.
+
+The extract stage reads messages with the compiled path when numba's cache holds it; the
+Python reader (itself checked against libpff in test_reader_crosscheck.py) reads whatever
+the compiled path stops at. Both must give equal ``ReadMessage``s, and equal errors, on
+every corpus file, on writer-made PSTs (Unicode, permute, cyclic and unencoded, embedded
+messages, large bodies and attachments) and on the writer's damaged variants.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pst_variants import reencode_cyclic
+
+from pstfast.pst import compiled
+from pstfast.reader import CompiledItem, ItemReader, NativeItem, list_folders
+from pstfast.synthetic import SynthOptions, synth
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "public"
+PSTS = sorted(p.name for p in CORPUS.glob("*.pst")) if CORPUS.is_dir() else []
+
+
+def _read_all(path: Path, use_compiled: bool) -> tuple[list[Any], int]:
+    """Every item's ReadMessage (or its error), and how many the compiled path read whole."""
+    reader = ItemReader(path, compiled=use_compiled)
+    try:
+        assert (reader.compiled is not None) == use_compiled
+        out: list[Any] = []
+        whole = 0
+        for folder in list_folders(reader)[0]:
+            for nid in folder.message_nids:
+                try:
+                    item = reader.message(nid)
+                    whole += isinstance(item, CompiledItem)
+                    out.append(reader.read(item))
+                except Exception as exc:  # compared below, message and all
+                    out.append((type(exc).__name__, str(exc)))
+        return out, whole
+    finally:
+        reader.close()
+
+
+def _assert_same(path: Path) -> tuple[int, int]:
+    """(items, items the compiled path read whole); fails unless both paths agree on every item."""
+    python, none = _read_all(path, False)
+    fast, whole = _read_all(path, True)
+    assert none == 0
+    assert fast == python
+    return len(python), whole
+
+
+@pytest.fixture(scope="module")
+def writer_pst(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pst = tmp_path_factory.mktemp("compiled") / "w.pst"
+    # embedded messages (nested too), bodies and attachments large enough for data trees
+    synth(pst, options=SynthOptions(messages=400, seed=21, embedded_rate=0.25, attachment_rate=0.5,
+                                    large_attachment_every=150, large_body_every=20),
+          damaged=pst.parent / "damaged")
+    return pst
+
+
+@pytest.mark.skipif(not PSTS, reason=f"public corpus not found at {CORPUS}")
+@pytest.mark.parametrize("name", PSTS)
+def test_corpus_reads_the_same(name: str) -> None:
+    items, whole = _assert_same(CORPUS / name)  # ANSI and Unicode, permute-encoded
+    assert items >= 1 and whole == items
+
+
+def test_writer_pst_reads_the_same(writer_pst: Path) -> None:
+    items, whole = _assert_same(writer_pst)  # unencoded
+    assert items > 400 and whole == items
+    reader = ItemReader(writer_pst, compiled=True)
+    try:  # embedded messages are read by the compiled path too
+        nids = [nid for f in list_folders(reader)[0] for nid in f.message_nids]
+        embedded = [reader.message(n).embedded(i, values, handle)
+                    for n in nids for i, (values, handle) in enumerate(reader.message(n).read.attachments)
+                    if values.get(0x3705, (0, b""))[1][:1] == b"\x05"]
+        assert len(embedded) >= 20 and all(isinstance(e, CompiledItem) for e in embedded)
+    finally:
+        reader.close()
+
+
+def test_cyclic_pst_reads_the_same(writer_pst: Path, tmp_path: Path) -> None:
+    cyclic = tmp_path / "cyclic.pst"
+    reencode_cyclic(writer_pst, cyclic)
+    items, whole = _assert_same(cyclic)
+    assert whole == items
+
+
+@pytest.mark.parametrize("variant", ["truncated", "flipped_block", "broken_btree"])
+def test_damaged_pst_fails_the_same(writer_pst: Path, variant: str) -> None:
+    """Where the compiled path stops, the Python reader reads the item again and reports the
+    same error (or reads what it can) as without the compiled path."""
+    path = writer_pst.parent / "damaged" / f"w.{variant}.pst"
+    try:
+        python, _ = _read_all(path, False)
+    except Exception as exc:  # the file itself is unreadable (its folders)
+        with pytest.raises(type(exc), match="."):
+            _read_all(path, True)
+        return
+    fast, whole = _read_all(path, True)
+    assert fast == python
+    assert whole < len(python)  # the damage was met, and left to the Python reader
+    assert any(isinstance(item, tuple) for item in python) or variant == "flipped_block"
+
+
+def test_growing_the_workspace_changes_nothing(writer_pst: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every message overflows a tiny workspace: the call is repeated with larger arrays."""
+    monkeypatch.setattr(compiled, "_INITIAL_SIZE", 64)
+    items, whole = _assert_same(writer_pst)
+    assert whole == items
+
+
+def test_python_reader_when_switched_off(writer_pst: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PSTFAST_COMPILED_READER", "0")
+    reader = ItemReader(writer_pst)
+    try:
+        nid = list_folders(reader)[0][-1].message_nids[0]
+        assert reader.compiled is None and isinstance(reader.message(nid), NativeItem)
+    finally:
+        reader.close()
+    monkeypatch.setenv("PSTFAST_COMPILED_READER", "1")
+    reader = ItemReader(writer_pst)
+    try:
+        assert isinstance(reader.message(nid), CompiledItem)
+    finally:
+        reader.close()
+
+
+def test_warm_up_compiles_the_signature_readers_use(writer_pst: Path) -> None:
+    """The fork server warms the reader up once: workers must then find exactly that
+    compiled signature (another would make each worker compile for 15-60 s)."""
+    assert compiled.warm_up() >= 0
+    assert compiled.cache_ready()
+    signatures = list(compiled._read_message.signatures)
+    assert len(signatures) == 1
+    for path in [writer_pst, *(CORPUS / name for name in PSTS)]:
+        reader = ItemReader(path, compiled=True)
+        try:
+            for folder in list_folders(reader)[0]:
+                for nid in folder.message_nids[:3]:
+                    reader.message(nid)
+        finally:
+            reader.close()
+    assert list(compiled._read_message.signatures) == signatures
+
+
+def test_damage_below_the_message_is_reported_the_same(writer_pst: Path, tmp_path: Path) -> None:
+    """A damaged attachment or recipient table spoils only that part of its message: the
+    compiled path stops, and the Python reader records the part's problem and reads the rest."""
+    from pstfast.pst.reader import PstReader
+
+    data = bytearray(writer_pst.read_bytes())
+    reader = ItemReader(writer_pst, compiled=False)
+    folder = list_folders(reader)[0][-1]
+    reader.close()
+    with PstReader(writer_pst) as pst:
+        with_attachment = [n for n in folder.message_nids if pst.attachments(pst.node(n))]
+        first, second = with_attachment[0], folder.message_nids[-1]
+        attachment = pst.attachments(pst.node(first))[0]
+        table = pst.recipients_table(pst.node(second))
+        assert table is not None and first != second
+        for bid in (attachment.bid_data, table.bid_data):
+            ib, _ = pst._bbt_lookup(bid, "test")
+            data[ib + 4] ^= 0xFF  # the block's CRC no longer matches
+    damaged = tmp_path / "parts.pst"
+    damaged.write_bytes(bytes(data))
+    python, _ = _read_all(damaged, False)
+    fast, whole = _read_all(damaged, True)
+    assert fast == python and whole == len(python) - 2
+    problems = [m.problems for m in python if not isinstance(m, tuple) and m.problems]
+    assert sorted(p[0][1] for p in problems) == ["attachment", "recipients"]
+
+
+def test_warm_up_command() -> None:
+    done = subprocess.run(["pstfast", "warm-up"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"pstfast warm-up: .* \(kernels \d+\.\d\d s, PST reader \d+\.\d\d s\)\n", done.stdout)
+    assert compiled.cache_ready()

@@ -28,6 +28,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from email.parser import HeaderParser
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,7 @@ def list_folders(reader: ItemReader) -> tuple[list[FolderInfo], list[dict[str, A
 # --- property access -------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)
 def codec_for(codepage: int | None) -> str | None:
     """A Python codec name for a Windows/Internet code page, or None when unknown."""
     if not codepage:
@@ -364,11 +366,16 @@ class Headers:
 
     text: str | None
     _parsed: Any = None
+    _lower: str | None = None
 
     def get(self, name: str) -> str | None:
         # most lookups are for a header that is absent: skip the parse when the name
         # does not occur at all (case-insensitively) in the text
-        if not self.text or name.lower() not in self.text.lower():
+        if not self.text:
+            return None
+        if self._lower is None:
+            self._lower = self.text.lower()
+        if name.lower() not in self._lower:
             return None
         if self._parsed is None:
             self._parsed = HeaderParser().parsestr(self.text, headersonly=True)
@@ -611,12 +618,9 @@ class ItemReader:
         return codepage_for_locale(props.int(PR_MESSAGE_LOCALE_ID))
 
     def _codec(self, props: Props) -> str:
-        for cp in (props.int(PR_MESSAGE_CODEPAGE), props.int(PR_INTERNET_CPID), self.store_codepage,
-                   codepage_for_locale(props.int(PR_MESSAGE_LOCALE_ID))):
-            name = codec_for(cp)
-            if name:
-                return name
-        return "cp1252"
+        return (codec_for(props.int(PR_MESSAGE_CODEPAGE)) or codec_for(props.int(PR_INTERNET_CPID))
+                or codec_for(self.store_codepage) or codec_for(codepage_for_locale(props.int(PR_MESSAGE_LOCALE_ID)))
+                or "cp1252")
 
     def read(self, item: Item, *, depth: int = 0) -> ReadMessage:
         """Read every row field of *item* (a message or any other item)."""

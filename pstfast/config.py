@@ -62,3 +62,21 @@ def reader(explicit: str | None = None) -> str:
     if value not in READERS:
         raise UsageError(f"reader {value!r}: choose {' or '.join(READERS)}")
     return value
+
+
+def compiled_reader(explicit: bool | None = None) -> bool:
+    """Whether pstfast's reader reads messages with its compiled path: argument, else
+    ``PSTFAST_COMPILED_READER`` (``1`` yes, compiling it first if need be; ``0`` no), else
+    ``auto``: yes when numba's on-disk cache holds it (``pstfast warm-up``)."""
+    from .errors import UsageError
+
+    if explicit is not None:
+        return explicit
+    value = env("COMPILED_READER", "auto")
+    if value not in ("0", "1", "auto"):
+        raise UsageError(f"PSTFAST_COMPILED_READER={value!r}: choose 1, 0 or auto")
+    if value != "auto":
+        return value == "1"
+    from .pst.compiled import cache_ready
+
+    return cache_ready()

@@ -80,6 +80,7 @@ def extract(
     source, out = str(source), str(out)
     n_workers = config.workers(workers)
     engine = config.reader(reader)
+    compiled = engine == "pstfast" and config.compiled_reader()
     if n_workers < 1:
         raise UsageError(f"workers must be 1 or more, got {n_workers}")
     if pst_file_id is not None and not _ID_OK.match(pst_file_id):
@@ -109,7 +110,9 @@ def extract(
             hashing = hasher.submit(_hash, source, local)
             t = time.perf_counter()
             check_signature(local)
-            item_reader = ItemReader(local)
+            if compiled and (seconds := _ensure_compiled()):
+                timings["compile"] = seconds
+            item_reader = ItemReader(local, compiled=compiled)
             folders, folder_failures = list_folders(item_reader)
             shards = plan_shards(folders, items_per_shard)
             n_workers = min(n_workers, max(len(shards), 1))
@@ -119,12 +122,12 @@ def extract(
             if n_workers > 1:
                 item_reader.close()  # workers open their own readers; none crosses a process boundary
                 item_reader = None
-                pool, destination = _start_pool(str(local), n_workers, engine)
+                pool, destination = _start_pool(str(local), n_workers, engine, compiled)
                 futures = {pool.submit(run_shards, ctx, task): task for task in _tasks(shards, n_workers)}
             timings["plan"] = time.perf_counter() - t
             t = time.perf_counter()
             if not futures:  # one worker, this process: it too reads its first shards while the input is hashed
-                init_worker(str(local), None, item_reader, engine)
+                init_worker(str(local), None, item_reader, engine, compiled)
                 preread = {shard.index: read_shard(ctx, shard) for shard in shards[:PREREAD_SHARDS]}
             sha256, size = hashing.result()
             timings["hash_wait"] = time.perf_counter() - t
@@ -193,7 +196,7 @@ def extract(
             workers=n_workers,
             shards=summary(shards),
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            extra={"reader": engine},
+            extra={"reader": engine, "compiled_reader": compiled},
         )
         write_manifest(prefix, manifest)
         return manifest
@@ -235,7 +238,16 @@ def _prepare_stage(stage: Path, prefix: str) -> None:
         storage.remove(storage.join(prefix, MANIFEST_NAME))
 
 
-def _start_pool(pst_path: str, n_workers: int, engine: str) -> tuple[ProcessPoolExecutor, Destination]:
+def _ensure_compiled() -> float:
+    """Compile the reader here, once, when it is wanted but not in numba's cache yet
+    (``PSTFAST_COMPILED_READER=1``): every worker would otherwise compile it for itself.
+    Returns the seconds spent (0 when the cache held it)."""
+    from .pst import compiled
+
+    return 0.0 if compiled.cache_ready() else compiled.warm_up()
+
+
+def _start_pool(pst_path: str, n_workers: int, engine: str, compiled: bool) -> tuple[ProcessPoolExecutor, Destination]:
     """A pool of *n_workers* processes (each opens the PST once), and the channel through
     which they learn the destination once the input's hash is known."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -245,7 +257,7 @@ def _start_pool(pst_path: str, n_workers: int, engine: str) -> tuple[ProcessPool
         context.set_forkserver_preload(["pstfast.forkserver"])
     destination = Destination(context)
     pool = ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_worker,
-                               initargs=(pst_path, destination, None, engine))
+                               initargs=(pst_path, destination, None, engine, compiled))
     return pool, destination
 
 

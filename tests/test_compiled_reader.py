@@ -18,7 +18,7 @@ import pytest
 from pst_variants import reencode_cyclic
 
 from pstfast.pst import compiled
-from pstfast.reader import CompiledItem, ItemReader, NativeItem, list_folders
+from pstfast.reader import CompiledItem, ItemReader, list_folders
 from pstfast.synthetic import SynthOptions, synth
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "public"
@@ -116,20 +116,35 @@ def test_growing_the_workspace_changes_nothing(writer_pst: Path, monkeypatch: py
     assert whole == items
 
 
-def test_python_reader_when_switched_off(writer_pst: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pstfast import config
+    from pstfast.errors import UsageError
+
     monkeypatch.setenv("PSTFAST_COMPILED_READER", "0")
-    reader = ItemReader(writer_pst)
-    try:
-        nid = list_folders(reader)[0][-1].message_nids[0]
-        assert reader.compiled is None and isinstance(reader.message(nid), NativeItem)
-    finally:
-        reader.close()
+    assert config.compiled_reader() is False and config.compiled_reader(True) is True
     monkeypatch.setenv("PSTFAST_COMPILED_READER", "1")
-    reader = ItemReader(writer_pst)
-    try:
-        assert isinstance(reader.message(nid), CompiledItem)
-    finally:
-        reader.close()
+    assert config.compiled_reader() is True and config.compiled_reader(False) is False
+    monkeypatch.setenv("PSTFAST_COMPILED_READER", "auto")
+    assert config.compiled_reader() is compiled.cache_ready()
+    monkeypatch.setenv("PSTFAST_COMPILED_READER", "yes")
+    with pytest.raises(UsageError, match="PSTFAST_COMPILED_READER='yes': choose 1, 0 or auto"):
+        config.compiled_reader()
+
+
+@pytest.mark.parametrize("setting", ["0", "1"])
+def test_extract_output_is_the_same_either_way(writer_pst: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              setting: str) -> None:
+    """The extract's output bytes do not depend on which path read the messages (one worker,
+    in this process: the setting is read here); the manifest says which one ran."""
+    import pstfast
+
+    monkeypatch.setenv("PSTFAST_COMPILED_READER", setting)
+    manifest = pstfast.extract(writer_pst, tmp_path / "out", workers=1, items_per_shard=64)
+    assert manifest.extra == {"reader": "pstfast", "compiled_reader": setting == "1"}
+    monkeypatch.setenv("PSTFAST_COMPILED_READER", "1" if setting == "0" else "0")
+    other = pstfast.extract(writer_pst, tmp_path / "other", workers=1, items_per_shard=64)
+    assert other.extra["compiled_reader"] is (setting == "0")
+    assert other.objects == manifest.objects and other.counts == manifest.counts
 
 
 def test_warm_up_compiles_the_signature_readers_use(writer_pst: Path) -> None:

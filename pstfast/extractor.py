@@ -35,8 +35,8 @@ from .plan import Shard, plan_shards, summary
 from .progress import Progress
 from .reader import ItemReader, check_signature, libpff_version, list_folders
 from .records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS
-from .worker import (PREREAD_SHARDS, Destination, ShardRead, ShardResult, WorkerContext, init_worker,
-                     part_path, read_shard, run_shards, write_shard)
+from .worker import (PREREAD_SHARDS, Destination, ShardRead, ShardResult, WorkerContext, few_collections,
+                     init_pool_worker, init_worker, part_path, read_shard, run_shards, write_shard)
 from .writers import ParquetMerger, csv_header_member, gzip_bytes
 
 EXTRACTOR_VERSION = f"pstfast-extract {__version__}"
@@ -128,7 +128,8 @@ def extract(
             t = time.perf_counter()
             if not futures:  # one worker, this process: it too reads its first shards while the input is hashed
                 init_worker(str(local), None, item_reader, engine, compiled)
-                preread = {shard.index: read_shard(ctx, shard) for shard in shards[:PREREAD_SHARDS]}
+                with few_collections():
+                    preread = {shard.index: read_shard(ctx, shard) for shard in shards[:PREREAD_SHARDS]}
             sha256, size = hashing.result()
             timings["hash_wait"] = time.perf_counter() - t
             pst_input = _Input(local, sha256, size, name)
@@ -144,7 +145,8 @@ def extract(
             t = time.perf_counter()
             bar = Progress(sum(s.items for s in shards), enabled=progress)
             merger = _Merger(parts, stage, folder_failures, pst_file_id)
-            results = _run(ctx, shards, bar, merger, futures, preread)
+            with few_collections():
+                results = _run(ctx, shards, bar, merger, futures, preread)
             bar.close()
             timings["extract"] = time.perf_counter() - t
         except BaseException as exc:
@@ -256,7 +258,7 @@ def _start_pool(pst_path: str, n_workers: int, engine: str, compiled: bool) -> t
         # load the worker code and compiled kernels once, in the fork server, not per worker
         context.set_forkserver_preload(["pstfast.forkserver"])
     destination = Destination(context)
-    pool = ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_worker,
+    pool = ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_pool_worker,
                                initargs=(pst_path, destination, None, engine, compiled))
     return pool, destination
 

@@ -10,7 +10,10 @@ Nothing per-message crosses the process boundary.
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -102,6 +105,30 @@ RELEASE_EVERY = 256  # items between drops of the file pages a worker has touche
 def part_path(parts_dir: str | Path, index: int, kind: str) -> Path:
     """Where shard *index* writes its part of *kind*."""
     return Path(parts_dir) / f"{index:06d}.{kind}"
+
+
+#: (gen 0, 1, 2) thresholds while rows are built: the default collects generation 0 every 700
+#: allocations, which cost ~5 % of a worker's time (0.4 s per 20,000 items) and found nothing
+#: to free (rows are dicts and lists without reference cycles); 5 collections instead of 830
+GC_THRESHOLDS = (50_000, 50, 1000)
+
+
+@contextmanager
+def few_collections() -> Iterator[None]:
+    """Collect garbage rarely inside the block (items read in this process), as before after it."""
+    previous = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
+def init_pool_worker(*args: Any) -> None:
+    """Pool initializer: :func:`init_worker` in a process of pstfast's own, which collects
+    garbage rarely for good (see :data:`GC_THRESHOLDS`)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    init_worker(*args)
 
 
 def init_worker(pst_path: str, destination: Destination | None = None, reader: ItemReader | None = None,
@@ -387,5 +414,6 @@ def _write_parts(ctx: WorkerContext, index: int, emails: list[dict[str, Any]], a
         put("errors.ndjson", b"".join(orjson.dumps(e) + b"\n" for e in errors))
 
 
-__all__ = ["WorkerContext", "ShardResult", "init_worker", "read_shard", "write_shard", "run_shards", "part_path",
+__all__ = ["WorkerContext", "ShardResult", "few_collections", "init_pool_worker", "init_worker", "read_shard",
+           "write_shard", "run_shards", "part_path",
            "PART_KINDS", "PREREAD_SHARDS"]

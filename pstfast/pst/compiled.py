@@ -216,6 +216,15 @@ def _decode(mm, geo, tables, bid, ib, cb, buf, blk, n):  # pragma: no cover - co
     return OK
 
 
+@njit(inline="always")
+def _data_block(mm, geo, checked, crc_table, tables, bid, buf, blk, crcs, n):  # pragma: no cover - compiled
+    """Locate data block *bid* and append it, decoded, to *buf*: the status."""
+    st, ib, cb = _locate(mm, geo, checked, crc_table, bid, crcs, n)
+    if st:
+        return st
+    return _decode(mm, geo, tables, bid, ib, cb, buf, blk, n)
+
+
 @njit
 def _tree(mm, geo, checked, crc_table, tables, bid, buf, blk, crcs, n):  # pragma: no cover - compiled
     """Decode the data tree rooted at *bid* into *buf*: (status, first block, block count).
@@ -224,10 +233,7 @@ def _tree(mm, geo, checked, crc_table, tables, bid, buf, blk, crcs, n):  # pragm
     if bid == 0:
         return OK, b0, 0
     if not bid & 2:
-        st, ib, cb = _locate(mm, geo, checked, crc_table, bid, crcs, n)
-        if st:
-            return st, 0, 0
-        st = _decode(mm, geo, tables, bid, ib, cb, buf, blk, n)
+        st = _data_block(mm, geo, checked, crc_table, tables, bid, buf, blk, crcs, n)
         return st, b0, n[N_BLK] - b0
     w = geo[G_W]
     st, ib, cb = _locate(mm, geo, checked, crc_table, bid, crcs, n)
@@ -244,10 +250,7 @@ def _tree(mm, geo, checked, crc_table, tables, bid, buf, blk, crcs, n):  # pragm
         if level == 1:
             if child & 2:
                 return FAIL, 0, 0
-            st, cib, ccb = _locate(mm, geo, checked, crc_table, child, crcs, n)
-            if st:
-                return st, 0, 0
-            st = _decode(mm, geo, tables, child, cib, ccb, buf, blk, n)
+            st = _data_block(mm, geo, checked, crc_table, tables, child, buf, blk, crcs, n)
             if st:
                 return st, 0, 0
             continue
@@ -266,10 +269,7 @@ def _tree(mm, geo, checked, crc_table, tables, bid, buf, blk, crcs, n):  # pragm
             grand = _id(mm, xib + 8 + j * w, w)
             if grand & 2:
                 return FAIL, 0, 0
-            st, gib, gcb = _locate(mm, geo, checked, crc_table, grand, crcs, n)
-            if st:
-                return st, 0, 0
-            st = _decode(mm, geo, tables, grand, gib, gcb, buf, blk, n)
+            st = _data_block(mm, geo, checked, crc_table, tables, grand, buf, blk, crcs, n)
             if st:
                 return st, 0, 0
         if n[N_BUF] - xstart != xtotal:
@@ -609,6 +609,27 @@ def _tc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
     return OK, number
 
 
+@njit
+def _open(mm, geo, checked, crc_table, tables, bid_data, bid_sub, buf, blk, crcs, subs, n):  # pragma: no cover
+    """A node: its data tree decoded, its subnode tree read: (status, b0, nb, s0, ns)."""
+    st, b0, nb = _tree(mm, geo, checked, crc_table, tables, bid_data, buf, blk, crcs, n)
+    if st:
+        return st, 0, 0, 0, 0
+    st, s0, ns = _submap(mm, geo, checked, crc_table, bid_sub, subs, crcs, n)
+    return st, b0, nb, s0, ns
+
+
+@njit
+def _table(mm, geo, checked, crc_table, tables, bid_data, bid_sub, buf, blk, subs, crcs, props, leaves, wanted, n,
+           owner, ids, rows_wanted):  # pragma: no cover - compiled
+    """:func:`_tc` of the table context in the node (bid_data, bid_sub)."""
+    st, b0, nb, s0, ns = _open(mm, geo, checked, crc_table, tables, bid_data, bid_sub, buf, blk, crcs, subs, n)
+    if st:
+        return st, 0
+    return _tc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crcs, props, leaves, wanted, n,
+               owner, ids, rows_wanted)
+
+
 @njit(cache=True)
 def _read_message(mm, geo, checked, crc_table, tables, wanted, nid, bid_data, bid_sub,
                   buf, blk, crcs, subs, props, leaves, ids, atts, n):  # pragma: no cover - compiled
@@ -619,10 +640,7 @@ def _read_message(mm, geo, checked, crc_table, tables, wanted, nid, bid_data, bi
         st, bid_data, bid_sub = _find(mm, geo, checked, crc_table, geo[G_NBT], 0x81, nid)
         if st:
             return st
-    st, b0, nb = _tree(mm, geo, checked, crc_table, tables, bid_data, buf, blk, crcs, n)
-    if st:
-        return st
-    st, s0, ns = _submap(mm, geo, checked, crc_table, bid_sub, subs, crcs, n)
+    st, b0, nb, s0, ns = _open(mm, geo, checked, crc_table, tables, bid_data, bid_sub, buf, blk, crcs, subs, n)
     if st:
         return st
     st = _pc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crcs, props, leaves, wanted, n,
@@ -631,28 +649,16 @@ def _read_message(mm, geo, checked, crc_table, tables, wanted, nid, bid_data, bi
         return st
     row = _subnode(subs, s0, ns, NID_RECIPIENT_TABLE)
     if row >= 0:
-        st, tb0, tnb = _tree(mm, geo, checked, crc_table, tables, subs[row, 1], buf, blk, crcs, n)
-        if st:
-            return st
-        st, ts0, tns = _submap(mm, geo, checked, crc_table, subs[row, 2], subs, crcs, n)
-        if st:
-            return st
-        st, rows = _tc(mm, geo, checked, crc_table, tables, buf, blk, tb0, tnb, subs, ts0, tns, crcs, props, leaves,
-                       wanted, n, OWNER_RECIPIENT, ids, True)
+        st, rows = _table(mm, geo, checked, crc_table, tables, subs[row, 1], subs[row, 2], buf, blk, subs, crcs, props,
+                          leaves, wanted, n, OWNER_RECIPIENT, ids, True)
         if st:
             return st
         n[N_ROWS] = rows
     row = _subnode(subs, s0, ns, NID_ATTACHMENT_TABLE)
     if row < 0:
         return OK
-    st, tb0, tnb = _tree(mm, geo, checked, crc_table, tables, subs[row, 1], buf, blk, crcs, n)
-    if st:
-        return st
-    st, ts0, tns = _submap(mm, geo, checked, crc_table, subs[row, 2], subs, crcs, n)
-    if st:
-        return st
-    st, count = _tc(mm, geo, checked, crc_table, tables, buf, blk, tb0, tnb, subs, ts0, tns, crcs, props, leaves,
-                    wanted, n, OWNER_ATTACHMENT, ids, False)
+    st, count = _table(mm, geo, checked, crc_table, tables, subs[row, 1], subs[row, 2], buf, blk, subs, crcs, props,
+                       leaves, wanted, n, OWNER_ATTACHMENT, ids, False)
     if st:
         return st
     if count > atts.shape[0]:
@@ -665,10 +671,8 @@ def _read_message(mm, geo, checked, crc_table, tables, wanted, nid, bid_data, bi
         atts[i, 0], atts[i, 1], atts[i, 2] = ids[i], subs[row, 1], subs[row, 2]
     n[N_ATTS] = count
     for i in range(count):
-        st, ab0, anb = _tree(mm, geo, checked, crc_table, tables, atts[i, 1], buf, blk, crcs, n)
-        if st:
-            return st
-        st, as0, ans = _submap(mm, geo, checked, crc_table, atts[i, 2], subs, crcs, n)
+        st, ab0, anb, as0, ans = _open(mm, geo, checked, crc_table, tables, atts[i, 1], atts[i, 2], buf, blk, crcs,
+                                       subs, n)
         if st:
             return st
         st = _pc(mm, geo, checked, crc_table, tables, buf, blk, ab0, anb, subs, as0, ans, crcs, props, leaves, wanted,

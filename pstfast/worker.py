@@ -133,7 +133,7 @@ def init_pool_worker(*args: Any) -> None:
 
 def init_worker(pst_path: str, destination: Destination | None = None, reader: ItemReader | None = None,
                 engine: str = "pstfast", compiled: bool = False) -> None:
-    """Pool initializer: open the PST once for this process (unless given a reader), to read
+    """Set this process up to read shards: open the PST once (unless given a reader), to read
     with the compiled path when *compiled*; with *engine* ``libpff`` also open it with pypff,
     whose folders are found by node id."""
     _STATE.clear()

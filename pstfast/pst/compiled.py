@@ -33,7 +33,7 @@ from numba import njit
 from .ndb import crc32
 from .reader import _MPBB_I, _MPBB_R, _MPBB_S, PstReader, _Node
 
-__all__ = ["CompiledMessage", "CompiledReader", "cache_ready"]
+__all__ = ["CompiledMessage", "CompiledReader", "cache_ready", "warm_up"]
 
 OK, FAIL, FULL = 0, 1, 2  # FULL: an output array is too small; the caller grows them and retries
 

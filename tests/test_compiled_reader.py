@@ -112,10 +112,29 @@ def test_damaged_pst_fails_the_same(writer_pst: Path, variant: str) -> None:
 
 
 def test_growing_the_workspace_changes_nothing(writer_pst: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every message overflows a tiny workspace: the call is repeated with larger arrays."""
+    """Every message overflows a tiny workspace: the call is repeated with larger arrays, and
+    a workspace grown past 16x its first size is dropped after the message (flat memory)."""
     monkeypatch.setattr(compiled, "_INITIAL_SIZE", 64)
     items, whole = _assert_same(writer_pst)
     assert whole == items
+    grown: list[int] = []
+    grow = compiled._Workspace.grow
+
+    def recording_grow(self: Any) -> bool:
+        grown.append(self.size * 4)
+        return grow(self)
+
+    monkeypatch.setattr(compiled._Workspace, "grow", recording_grow)
+    reader = ItemReader(writer_pst, compiled=True)
+    try:
+        kept = []
+        for folder in list_folders(reader)[0]:
+            for nid in folder.message_nids:
+                reader.message(nid)
+                kept.append(reader.compiled._work.size)
+    finally:
+        reader.close()
+    assert max(grown) > 64 * 16 >= max(kept)
 
 
 def test_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:

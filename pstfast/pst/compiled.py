@@ -793,6 +793,8 @@ class CompiledReader:
         groups = {owner: {pid: (ptype, data[start:end]) for _, _, pid, ptype, start, end in rows}
                   for owner, rows in groupby(work.props[:n[N_PROPS]].tolist(), key=_OWNER)}
         nodes = [_Node(self.pst, nid_, bd, bs) for nid_, bd, bs in work.atts[:n[N_ATTS]].tolist()]
+        if work.size > _INITIAL_SIZE * 16:  # grown for one huge message: a worker's memory stays flat
+            self._work = _Workspace()
         return CompiledMessage(
             groups.get((OWNER_MESSAGE, 0), {}),
             [groups.get((OWNER_RECIPIENT, i), {}) for i in range(n[N_ROWS])],

@@ -10,6 +10,20 @@ install or image (the Batch image does it at build time) makes every extract use
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Iterable
+from typing import Any
+
+
+def in_cache(dispatchers: Iterable[Any]) -> bool:
+    """True when every ``@njit(cache=True)`` function given is in numba's on-disk cache, fresh
+    (this numba, this source): calling it then loads (tenths of a second), never compiles."""
+    try:
+        # the index numba itself reads: empty when absent, from another numba or stale
+        return all(d._cache._cache_file._load_index() for d in dispatchers)
+    except (AttributeError, OSError, EOFError, ValueError, pickle.UnpicklingError):
+        return False  # numba's cache internals moved, or a damaged index: treated as not cached
+
 
 def warm_up() -> dict[str, float]:
     """Compile (or load from numba's on-disk cache) the kernels and the compiled PST reader;

@@ -45,7 +45,6 @@ Compiled code is cached on disk by numba (``NUMBA_CACHE_DIR`` or ``__pycache__``
 
 from __future__ import annotations
 
-import pickle
 import re
 import time
 from collections.abc import Sequence
@@ -837,13 +836,10 @@ def _content_hashes_jit(heads: Sequence[str], bodies: Sequence[str | None]) -> l
 def cache_ready() -> bool:
     """True when every compiled kernel is in numba's on-disk cache, fresh (this numba, this
     source), so that :func:`warm_up` only loads them (~0.4 s here) and never compiles (20-70 s)."""
-    kernels = (_byte_offsets, _addresses_kernel, _subjects_kernel, _whitespace_kernel, _xxh3_128_kernel,
-               _content_hash_kernel)
-    try:
-        # the index numba itself reads: empty when absent, from another numba or stale
-        return all(k._cache._cache_file._load_index() for k in kernels)
-    except (AttributeError, OSError, EOFError, ValueError, pickle.UnpicklingError):
-        return False  # numba's cache internals moved or a damaged index: the kernels then load lazily
+    from .jit import in_cache
+
+    return in_cache((_byte_offsets, _addresses_kernel, _subjects_kernel, _whitespace_kernel, _xxh3_128_kernel,
+                     _content_hash_kernel))
 
 
 def warm_up() -> float:

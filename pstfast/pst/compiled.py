@@ -21,7 +21,6 @@ checked once each, in the compiled code.
 from __future__ import annotations
 
 import gc
-import pickle
 import time
 from dataclasses import dataclass
 from itertools import groupby
@@ -803,7 +802,6 @@ class CompiledReader:
 
 
 _OWNER = itemgetter(0, 1)
-_ENTRY_POINTS = (_read_message,)
 
 
 def warm_up() -> float:
@@ -821,8 +819,7 @@ def warm_up() -> float:
 
 
 def cache_ready() -> bool:
-    """True when the compiled reader is in numba's on-disk cache (see kernels.cache_ready)."""
-    try:
-        return all(k._cache._cache_file._load_index() for k in _ENTRY_POINTS)
-    except (AttributeError, OSError, EOFError, ValueError, pickle.UnpicklingError):
-        return False
+    """True when the compiled reader is in numba's on-disk cache (``pstfast warm-up``)."""
+    from ..jit import in_cache
+
+    return in_cache((_read_message,))

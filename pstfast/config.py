@@ -64,10 +64,11 @@ def reader(explicit: str | None = None) -> str:
     return value
 
 
-def compiled_reader(explicit: bool | None = None) -> bool:
+def compiled_reader_setting(explicit: bool | None = None) -> bool | None:
     """Whether pstfast's reader reads messages with its compiled path: argument, else
     ``PSTFAST_COMPILED_READER`` (``1`` yes, compiling it first if need be; ``0`` no), else
-    ``auto``: yes when numba's on-disk cache holds it (``pstfast warm-up``)."""
+    None for ``auto``: yes when numba's on-disk cache holds it (``pstfast warm-up``), which
+    the process that reads decides (:func:`compiled_reader`); asking needs numba."""
     from .errors import UsageError
 
     if explicit is not None:
@@ -75,8 +76,14 @@ def compiled_reader(explicit: bool | None = None) -> bool:
     value = env("COMPILED_READER", "auto")
     if value not in ("0", "1", "auto"):
         raise UsageError(f"PSTFAST_COMPILED_READER={value!r}: choose 1, 0 or auto")
-    if value != "auto":
-        return value == "1"
+    return None if value == "auto" else value == "1"
+
+
+def compiled_reader(explicit: bool | None = None) -> bool:
+    """:func:`compiled_reader_setting`, with ``auto`` resolved in this process."""
+    setting = compiled_reader_setting(explicit)
+    if setting is not None:
+        return setting
     from .pst.compiled import cache_ready
 
     return cache_ready()

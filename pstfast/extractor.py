@@ -80,7 +80,9 @@ def extract(
     source, out = str(source), str(out)
     n_workers = config.workers(workers)
     engine = config.reader(reader)
-    compiled = engine == "pstfast" and config.compiled_reader()
+    # None: "auto", decided by the processes that read (asking needs numba, which this one
+    # only loads when it reads items itself)
+    compiled: bool | None = config.compiled_reader_setting() if engine == "pstfast" else False
     if n_workers < 1:
         raise UsageError(f"workers must be 1 or more, got {n_workers}")
     if pst_file_id is not None and not _ID_OK.match(pst_file_id):
@@ -112,7 +114,8 @@ def extract(
             check_signature(local)
             if compiled and (seconds := _ensure_compiled()):
                 timings["compile"] = seconds
-            item_reader = ItemReader(local, compiled=compiled)
+            # the plan needs the folders only: no compiled code here unless this process reads
+            item_reader = ItemReader(local)
             folders, folder_failures = list_folders(item_reader)
             shards = plan_shards(folders, items_per_shard)
             n_workers = min(n_workers, max(len(shards), 1))
@@ -124,10 +127,14 @@ def extract(
                 item_reader = None
                 pool, destination = _start_pool(str(local), n_workers, engine, compiled)
                 futures = {pool.submit(run_shards, ctx, task): task for task in _tasks(shards, n_workers)}
+            elif compiled is not False:  # this process reads the items: with the compiled path
+                item_reader.close()
+                item_reader = None  # closed: not again below should reopening fail
+                item_reader = ItemReader(local, compiled=config.compiled_reader(compiled))
             timings["plan"] = time.perf_counter() - t
             t = time.perf_counter()
             if not futures:  # one worker, this process: it too reads its first shards while the input is hashed
-                init_worker(str(local), None, item_reader, engine, compiled)
+                init_worker(str(local), None, item_reader, engine)
                 with few_collections():
                     preread = {shard.index: read_shard(ctx, shard) for shard in shards[:PREREAD_SHARDS]}
             sha256, size = hashing.result()
@@ -198,7 +205,7 @@ def extract(
             workers=n_workers,
             shards=summary(shards),
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            extra={"reader": engine, "compiled_reader": compiled},
+            extra={"reader": engine, "compiled_reader": bool(results) and all(r.compiled for r in results)},
         )
         write_manifest(prefix, manifest)
         return manifest
@@ -249,7 +256,8 @@ def _ensure_compiled() -> float:
     return 0.0 if compiled.cache_ready() else compiled.warm_up()
 
 
-def _start_pool(pst_path: str, n_workers: int, engine: str, compiled: bool) -> tuple[ProcessPoolExecutor, Destination]:
+def _start_pool(pst_path: str, n_workers: int, engine: str,
+                compiled: bool | None) -> tuple[ProcessPoolExecutor, Destination]:
     """A pool of *n_workers* processes (each opens the PST once), and the channel through
     which they learn the destination once the input's hash is known."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from . import ids, kernels
+from . import ids
 from .plan import Shard
 from .reader import ItemReader, ReadMessage, open_pypff
 from .records import (
@@ -96,6 +96,7 @@ class ShardResult:
     errors: int = 0
     warnings: int = 0
     objects: dict[str, int] = field(default_factory=dict)  # sha256 -> size
+    compiled: bool = False  # read by the compiled path (the manifest says which path ran)
 
 
 _STATE: dict[str, Any] = {}
@@ -132,10 +133,15 @@ def init_pool_worker(*args: Any) -> None:
 
 
 def init_worker(pst_path: str, destination: Destination | None = None, reader: ItemReader | None = None,
-                engine: str = "pstfast", compiled: bool = False) -> None:
+                engine: str = "pstfast", compiled: bool | None = False) -> None:
     """Set this process up to read shards: open the PST once (unless given a reader), to read
-    with the compiled path when *compiled*; with *engine* ``libpff`` also open it with pypff,
-    whose folders are found by node id."""
+    with the compiled path when *compiled* (None: when numba's cache holds it, decided here,
+    where it is loaded); with *engine* ``libpff`` also open it with pypff, whose folders are
+    found by node id."""
+    if compiled is None:
+        from .pst.compiled import cache_ready
+
+        compiled = cache_ready()
     _STATE.clear()
     _STATE["reader"] = reader if reader is not None else ItemReader(pst_path, compiled=compiled)
     _STATE["destination"] = destination
@@ -187,7 +193,7 @@ def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
 def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead) -> ShardResult:
     """Turn the items :func:`read_shard` read into the shard's part files; returns the counters.
     *ctx* must be complete (pst_file_id and attachments folder known)."""
-    result = ShardResult(shard.index, items_seen=len(read))
+    result = ShardResult(shard.index, items_seen=len(read), compiled=_STATE["reader"].compiled is not None)
     emails: list[dict[str, Any]] = []
     attachments: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
@@ -351,6 +357,8 @@ def _finish_rows(rows: list[dict[str, Any]]) -> None:
     """
     if not rows:
         return
+    from . import kernels  # numba: only in the processes that build rows (the fork server preloads it)
+
     subjects = kernels.normalize_subjects([r["subject"] for r in rows])
     senders = kernels.normalize_addresses([r["sender_email"] for r in rows])
     flat: list[str | None] = []

@@ -9,8 +9,11 @@ messages, large bodies and attachments) and on the writer's damaged variants.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +169,26 @@ def test_extract_output_is_the_same_either_way(writer_pst: Path, tmp_path: Path,
     other = pstfast.extract(writer_pst, tmp_path / "other", workers=1, items_per_shard=64)
     assert other.extra["compiled_reader"] is (setting == "0")
     assert other.objects == manifest.objects and other.counts == manifest.counts
+
+
+@pytest.mark.parametrize("setting", ["0", "1", "auto"])
+def test_pool_workers_follow_the_setting(writer_pst: Path, tmp_path: Path, setting: str) -> None:
+    """With a pool, the main process only plans and merges: it never loads numba (~0.7 s
+    before any worker could start); the workers take the setting from it (their fork server's
+    environment may be older), decide ``auto`` themselves and report which path they used."""
+    script = (
+        "import json, sys, pstfast\n"
+        "if __name__ == '__main__':\n"
+        "    m = pstfast.extract(sys.argv[1], sys.argv[2], workers=2, items_per_shard=64)\n"
+        "    print(json.dumps({'extra': m.extra, 'numba': 'numba' in sys.modules}))\n"
+    )
+    env = {**os.environ, "PSTFAST_COMPILED_READER": setting}
+    done = subprocess.run([sys.executable, "-c", script, str(writer_pst), str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, check=True)
+    found = json.loads(done.stdout)
+    expected = {"0": False, "1": True, "auto": compiled.cache_ready()}[setting]
+    assert found["extra"] == {"reader": "pstfast", "compiled_reader": expected}
+    assert found["numba"] is (setting == "1")  # "1" makes sure it is compiled first, here
 
 
 def test_warm_up_compiles_the_signature_readers_use(writer_pst: Path) -> None:

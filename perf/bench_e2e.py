@@ -43,7 +43,7 @@ from typing import Any
 
 import pytest
 
-from perf import corpus, measure, ratios
+from perf import corpus, leftovers, measure, ratios
 from perf.pgtools import Databases
 
 SIZES = corpus.sizes()
@@ -132,7 +132,7 @@ def test_e2e_pstfast(benchmark: Any, dbs: Databases, psts: dict[int, corpus.Benc
     def setup() -> None:
         if "dsn" in state:
             dbs.drop(state["dsn"])
-        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        leftovers.set_aside(tmp_path / "out")
         state["dsn"] = dbs.fresh()
 
     benchmark.pedantic(lambda: runs.append(pstfast_run(pst.path, tmp_path / "out", state["dsn"], workers)),
@@ -143,7 +143,7 @@ def test_e2e_pstfast(benchmark: Any, dbs: Databases, psts: dict[int, corpus.Benc
     benchmark.extra_info.update(
         workers=workers, counts=counts, stage_seconds={s["stage"]: s["seconds"] for s in result["stages"]},
         **m.rss_info())
-    shutil.rmtree(tmp_path / "out", ignore_errors=True)
+    leftovers.set_aside(tmp_path / "out")
 
 
 @pytest.mark.benchmark(group="e2e")
@@ -158,7 +158,7 @@ def test_e2e_legacy(benchmark: Any, dbs: Databases, psts: dict[int, corpus.Bench
         def setup() -> None:
             if "dsn" in state:
                 dbs.drop(state["dsn"])
-            shutil.rmtree(tmp_path / "att", ignore_errors=True)
+            leftovers.set_aside(tmp_path / "att")
             state["dsn"] = dbs.fresh()
 
         benchmark.pedantic(lambda: runs.append(legacy_run(pst.path, state["dsn"], tmp_path / "att")),

@@ -14,7 +14,6 @@ in the same session, as it does in file order).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from legacy_extract import legacy_extract  # noqa: E402
+
+from perf import leftovers  # noqa: E402
 
 MESSAGES = int(os.environ.get("PSTFAST_BENCH_MESSAGES", "2000"))
 ROUNDS = int(os.environ.get("PSTFAST_BENCH_ROUNDS", "3"))
@@ -66,11 +67,11 @@ def _record(benchmark, name: str, emails: int, size: int) -> None:
 
 
 def _bench(benchmark, run, out: Path, rounds: int) -> None:
-    """Time *run* for *rounds* rounds; before each (untimed): remove *out* (and pffexport's
-    ``out.export``) and flush dirty pages, so no round pays for the previous one's files."""
+    """Time *run* for *rounds* rounds; before each (untimed): move *out* (and pffexport's
+    ``out.export``) aside (perf/leftovers.py) and flush dirty pages, so no round pays for the
+    previous one's files."""
     def setup() -> None:
-        for stale in (out, Path(f"{out}.export")):
-            shutil.rmtree(stale, ignore_errors=True)
+        leftovers.set_aside(out, Path(f"{out}.export"))
         os.sync()
 
     benchmark.pedantic(run, setup=setup, rounds=rounds, iterations=1)

@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # suites import their helpers by name
 
-from perf import measure, ratios  # noqa: E402
+from perf import leftovers, measure, ratios  # noqa: E402
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -48,3 +48,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def pytest_benchmark_update_json(config: Any, benchmarks: list[dict[str, Any]], output_json: dict[str, Any]) -> None:
     ratios.annotate(output_json.get("benchmarks", []))
     output_json.setdefault("pstfast", {})["suite"] = "perf"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leftovers.delete_all()  # the rounds' outputs, kept aside until now (perf/leftovers.py)

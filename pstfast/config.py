@@ -64,6 +64,21 @@ def reader(explicit: str | None = None) -> str:
     return value
 
 
+TOAST_COMPRESSIONS = ("auto", "lz4", "pglz")
+
+
+def toast_compression(explicit: str | None = None) -> str:
+    """How the load compresses long text (bodies) in PostgreSQL: argument, else
+    ``PSTFAST_TOAST_COMPRESSION``, else ``auto`` (lz4 when the server offers it, as Aurora
+    and RDS 14+ and most packaged servers do; otherwise the server's default)."""
+    from .errors import UsageError
+
+    value = explicit or env("TOAST_COMPRESSION") or "auto"
+    if value not in TOAST_COMPRESSIONS:
+        raise UsageError(f"PSTFAST_TOAST_COMPRESSION={value!r}: choose {', '.join(TOAST_COMPRESSIONS)}")
+    return value
+
+
 def compiled_reader_setting(explicit: bool | None = None) -> bool | None:
     """Whether pstfast's reader reads messages with its compiled path: argument, else
     ``PSTFAST_COMPILED_READER`` (``1`` yes, compiling it first if need be; ``0`` no), else

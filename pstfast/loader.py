@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from . import config, storage
-from .db import connect, connection, resolve_dsn, sql_statements, translate_errors
+from .db import connect, connection, resolve_dsn, set_toast_compression, sql_statements, translate_errors
 from .errors import InputError, ManifestError, UsageError
 from .manifest import Manifest, read_manifest
 from .migrations import apply_migrations
@@ -69,6 +69,7 @@ class LoadResult:
     bytes_compressed: int
     bytes_csv: int
     timings: dict[str, float] = field(default_factory=dict)
+    toast_compression: str = "pglz"  # how the server compressed the bodies (config.toast_compression)
 
     @property
     def rows(self) -> int:
@@ -244,13 +245,14 @@ def load(
     project = project_id or manifest.project_id
     if not project:
         raise UsageError(f"{prefix}: the manifest names no project: pass --project-id")
+    toast = config.toast_compression()
     dsn = resolve_dsn(db)
     with connection(dsn) as conn:
         apply_migrations(conn)
         register_pst_file(conn, pst_file_id, project, manifest.source)
         conn.commit()
         try:
-            return _load(conn, dsn, prefix, manifest, pst_file_id, project)
+            return _load(conn, dsn, prefix, manifest, pst_file_id, project, toast)
         except InputError as exc:
             conn.rollback()
             mark_failed(conn, pst_file_id, exc, stage="load", project_id=project)
@@ -266,7 +268,8 @@ def _facts(conn: Any, name: str, tables: dict[str, str], params: dict[str, str])
         return dict(zip([d.name for d in cur.description], cur.fetchone() or ()))
 
 
-def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str, project_id: str) -> LoadResult:
+def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str, project_id: str,
+          toast_choice: str) -> LoadResult:
     tables = staging_tables(pst_file_id)
     params = {"pst_file_id": pst_file_id, "project_id": project_id}
     timings: dict[str, float] = {}
@@ -276,7 +279,8 @@ def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str
     emails_url = storage.join(prefix, EMAILS_CSV)
     # hashes of 100k ids, and the rerun merge, stay in memory (the default 4 MB spills)
     conn.execute("SET work_mem = '64MB'")
-    conn.commit()  # (the SET stays for the session) so each block below is its own transaction
+    toast = set_toast_compression(conn, toast_choice)
+    conn.commit()  # (the SETs stay for the session) so each block below is its own transaction
     t0 = time.perf_counter()
     with conn.transaction():  # what a crashed attempt left
         for stmt in sql_statements("staging_drop.sql", **tables):
@@ -287,7 +291,7 @@ def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str
     pipelined = not loaded_before and int(want.get("size") or 0) >= PIPELINE_MIN_BYTES
     if not pipelined:
         return _load_staged(conn, dsn, prefix, manifest, tables, params, timings, t0,
-                            loaded_before=loaded_before, pipelined=False, emails_local=emails_url)
+                            loaded_before=loaded_before, pipelined=False, emails_local=emails_url, toast=toast)
     # the pipeline inserts before the whole file has been read, so its checksum is
     # verified first (~20 ms per 30 MB); an S3 object is fetched once to local scratch
     local = emails_url
@@ -301,7 +305,7 @@ def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str
         if sha != want.get("sha256") or size != want.get("size"):
             raise _mismatch(emails_url, sha, size, want)
         return _load_staged(conn, dsn, prefix, manifest, tables, params, timings, t0,
-                            loaded_before=False, pipelined=True, emails_local=local)
+                            loaded_before=False, pipelined=True, emails_local=local, toast=toast)
     finally:
         if local != emails_url:
             os.unlink(local)
@@ -309,8 +313,9 @@ def _load(conn: Any, dsn: str, prefix: str, manifest: Manifest, pst_file_id: str
 
 def _load_staged(conn: Any, dsn: str, prefix: str, manifest: Manifest, tables: dict[str, str],
                  params: dict[str, str], timings: dict[str, float], t0: float, *,
-                 loaded_before: bool, pipelined: bool, emails_local: str) -> LoadResult:
-    """Steps 2-5 (see the module docstring); *emails_local* may be a verified local copy."""
+                 loaded_before: bool, pipelined: bool, emails_local: str, toast: str) -> LoadResult:
+    """Steps 2-5 (see the module docstring); *emails_local* may be a verified local copy;
+    *toast*: the compression *conn* writes long values with."""
     import psycopg
 
     pst_file_id = params["pst_file_id"]
@@ -341,7 +346,7 @@ def _load_staged(conn: Any, dsn: str, prefix: str, manifest: Manifest, tables: d
         with conn.transaction():
             conn.execute("SET LOCAL synchronous_commit = off")
             if pipelined:
-                c, u = _pipeline_emails(conn, dsn, emails_local, want, tables, emails_url)
+                c, u = _pipeline_emails(conn, dsn, emails_local, want, tables, emails_url, toast)
                 compressed, csv_bytes = compressed + c, csv_bytes + u
                 t2 = time.perf_counter()
                 timings["copy_insert"] = t2 - t1
@@ -374,12 +379,12 @@ def _load_staged(conn: Any, dsn: str, prefix: str, manifest: Manifest, tables: d
     return LoadResult(
         pst_file_id=pst_file_id, project_id=params["project_id"], emails=facts["emails"],
         attachments=facts["attachments"], bytes_compressed=compressed, bytes_csv=csv_bytes,
-        timings={k: round(v, 6) for k, v in timings.items()},
+        timings={k: round(v, 6) for k, v in timings.items()}, toast_compression=toast,
     )
 
 
 def _pipeline_emails(conn: Any, dsn: str, url: str, want: dict[str, Any], tables: dict[str, str],
-                     name: str) -> tuple[int, int]:
+                     name: str, toast: str) -> tuple[int, int]:
     """First load of a big emails.csv.gz: COPY and INSERT overlap, on two connections.
 
     A second connection COPYs ~16 MB chunks of whole rows, each into its own part table
@@ -409,6 +414,9 @@ def _pipeline_emails(conn: Any, dsn: str, url: str, want: dict[str, Any], tables
     worker.start()
     try:
         with translate_errors(dsn), connect(dsn) as second:
+            set_toast_compression(second, toast)  # it writes the rows: they keep its compression
+            second.commit()  # (the SET stays for the session) so each part below commits on its own
+
             def feed(blocks: Iterator[bytes]) -> None:
                 for n, chunk in enumerate(_row_chunks(blocks, _CHUNK)):
                     if errors:

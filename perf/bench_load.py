@@ -21,6 +21,10 @@ small and a full run is one variable away::
 Each entry records ``rows_per_s`` in ``extra_info``; the ratios are printed at the end.
 ``pstfast_load`` also runs one raw COPY in each round's untimed setup (``raw_copy_paired_s``):
 on a shared machine whose load drifts between tests, the paired ratio is the fair one.
+``toast`` group: ``pstfast.load`` of a writer-made PST's extract (``PSTFAST_BENCH_MESSAGES``,
+default 2000: bodies of several KB, compressed by the server) with lz4 and with pglz (lz4
+only where the server offers it: not the embedded one; point ``PSTFAST_TEST_DATABASE_URL``
+at a PostgreSQL >= 14 built with lz4, as Debian's and Aurora's are).
 ``thread_dedupe`` group: ``build_email_threads`` + ``dedupe_emails`` at each size of
 ``PSTFAST_BENCH_THREAD_ROWS`` (threads of 1-6 messages with References, 3 % duplicates).
 Uses ``PSTFAST_TEST_DATABASE_URL`` when set, else an embedded server in a temp folder
@@ -62,6 +66,7 @@ ROWS = int(os.environ.get("PSTFAST_BENCH_ROWS", "20000"))
 PERROW_ROWS = int(os.environ.get("PSTFAST_BENCH_PERROW_ROWS", str(min(ROWS, 1000))))
 THREAD_ROWS = [int(x) for x in os.environ.get("PSTFAST_BENCH_THREAD_ROWS", "5000,20000").split(",")]
 ROUNDS = int(os.environ.get("PSTFAST_BENCH_ROUNDS", "5"))
+MAIL_MESSAGES = int(os.environ.get("PSTFAST_BENCH_MESSAGES", "2000"))
 _rates: dict[str, float] = {}
 
 _WORDS = ["budget", "contract", "review", "meeting", "schedule", "invoice", "approval", "draft", "réunion", "会議", "forecast", "legal"]
@@ -243,6 +248,44 @@ def test_per_row_insert(benchmark: Any, dbs: Databases, output: tuple[Path, list
 
     benchmark.pedantic(run, setup=setup, rounds=3)
     _rate(benchmark, "per_row_insert", len(subset))
+
+
+@pytest.fixture(scope="module")
+def mail_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The extract of a writer-made PST (``PSTFAST_BENCH_MESSAGES`` messages, from the
+    cached corpus): text and HTML bodies of several KB, as in real mail, so PostgreSQL
+    compresses them (TOAST), unlike the ~1 KB bodies of ``output``."""
+    from perf import corpus
+
+    pst = corpus.bench_pst(MAIL_MESSAGES)
+    root = tmp_path_factory.mktemp("mail-out")
+    manifest = pstfast.extract(pst.path, root, pst_file_id="mail1", project_id="bench")
+    return root, manifest.counts["emails"]
+
+
+@pytest.mark.benchmark(group="toast")
+@pytest.mark.parametrize("method", ["pglz", "lz4"])
+def test_load_toast(benchmark: Any, dbs: Databases, mail_output: tuple[Path, int],
+                    monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    """``pstfast.load`` of real-sized mail with each TOAST compression: pglz (PostgreSQL's
+    default) and lz4 (what the load picks where the server offers it). ``table_mb``: the
+    size of ``email_messages`` afterwards, the price of the faster one."""
+    root, emails = mail_output
+    with psycopg.connect(dbs.server) as conn:
+        row = conn.execute("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'").fetchone()
+    if row is None or method not in row[0]:
+        pytest.skip(f"this server offers no {method}: set PSTFAST_TEST_DATABASE_URL to a PostgreSQL >= 14 with lz4")
+    monkeypatch.setenv("PSTFAST_TOAST_COMPRESSION", method)
+    target: dict[str, str] = {}
+
+    def setup() -> None:
+        target["dsn"] = dbs.fresh()
+
+    result = benchmark.pedantic(lambda: pstfast.load(root, "mail1", target["dsn"]), setup=setup, rounds=ROUNDS)
+    assert result.emails == emails and result.toast_compression == method
+    with psycopg.connect(target["dsn"]) as conn:
+        size = conn.execute("SELECT pg_total_relation_size('email_messages')").fetchone()[0]
+    benchmark.extra_info.update(messages=emails, timings=result.timings, table_mb=round(size / 1e6, 1))
 
 
 @pytest.mark.benchmark(group="thread_dedupe")

@@ -27,6 +27,7 @@ RULES: list[tuple[str, str, str]] = [
     # load alone (perf/bench_load.py)
     (r"bench_load\.py::test_pstfast_load", "bench_load.py::test_raw_copy_psql", "raw COPY"),
     (r"bench_load\.py::test_pstfast_load", "bench_load.py::test_per_row_insert", "per-row INSERT"),
+    (r"bench_load\.py::test_load_toast\[lz4\]", "bench_load.py::test_load_toast[pglz]", "pglz"),
     # kernels vs their plain-Python references (perf/bench_kernels.py)
     (r"bench_kernels\.py::(?P<t>test_\w+)\[numba(?P<rest>[^\]]*)\]", "bench_kernels.py::{t}[python{rest}]",
      "Python reference"),

@@ -57,7 +57,8 @@ def test_every_benchmark_ran_and_recorded(smoke_json: Path) -> None:
                  "bench_extract.py::test_pstfast[1]", "bench_extract.py::test_pstfast[2]",
                  "bench_extract.py::test_pstfast_worker_rss[120]",
                  "bench_load.py::test_pstfast_load", "bench_load.py::test_raw_copy_psql",
-                 "bench_load.py::test_per_row_insert", "bench_kernels.py::test_content_hash[numba]"):
+                 "bench_load.py::test_per_row_insert", "bench_load.py::test_load_toast[pglz]",
+                 "bench_kernels.py::test_content_hash[numba]"):
         assert name in benches, f"{name} missing; got {sorted(benches)}"
     for name, b in benches.items():
         assert "peak_rss_main_mb" in b["extra_info"], name

@@ -96,7 +96,12 @@ def compiled_reader_setting(explicit: bool | None = None) -> bool | None:
 
 def compiled_reader(explicit: bool | None = None) -> bool:
     """:func:`compiled_reader_setting`, with ``auto`` resolved in this process."""
-    setting = compiled_reader_setting(explicit)
+    return resolve_compiled_reader(compiled_reader_setting(explicit))
+
+
+def resolve_compiled_reader(setting: bool | None) -> bool:
+    """A :func:`compiled_reader_setting` decided here (None: whether numba's cache holds the
+    compiled reader), without reading the environment again: a fork server's may be older."""
     if setting is not None:
         return setting
     from .pst.compiled import cache_ready

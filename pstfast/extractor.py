@@ -130,7 +130,7 @@ def extract(
             elif compiled is not False:  # this process reads the items: with the compiled path
                 item_reader.close()
                 item_reader = None  # closed: not again below should reopening fail
-                item_reader = ItemReader(local, compiled=config.compiled_reader(compiled))
+                item_reader = ItemReader(local, compiled=config.resolve_compiled_reader(compiled))
             timings["plan"] = time.perf_counter() - t
             t = time.perf_counter()
             if not futures:  # one worker, this process: it too reads its first shards while the input is hashed

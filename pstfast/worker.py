@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from . import ids
+from . import config, ids
 from .plan import Shard
 from .reader import ItemReader, ReadMessage, open_pypff
 from .records import (
@@ -138,12 +138,9 @@ def init_worker(pst_path: str, destination: Destination | None = None, reader: I
     with the compiled path when *compiled* (None: when numba's cache holds it, decided here,
     where it is loaded); with *engine* ``libpff`` also open it with pypff, whose folders are
     found by node id."""
-    if compiled is None:
-        from .pst.compiled import cache_ready
-
-        compiled = cache_ready()
     _STATE.clear()
-    _STATE["reader"] = reader if reader is not None else ItemReader(pst_path, compiled=compiled)
+    _STATE["reader"] = reader if reader is not None else ItemReader(
+        pst_path, compiled=config.resolve_compiled_reader(compiled))
     _STATE["destination"] = destination
     if engine == "libpff":
         folders: dict[int, Any] = {}

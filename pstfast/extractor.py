@@ -100,7 +100,8 @@ def extract(
         timings["fetch"] = time.perf_counter() - t
 
         # hash the input (hashlib releases the GIL) while we plan and the workers start
-        # reading: they need the pst_file_id (the hash) only once their first items are read
+        # reading: they need the pst_file_id only once their first items are read, and only
+        # wait for the hash when it is the id (no pst_file_id given); the manifest needs it last
         hasher = ThreadPoolExecutor(1)
         pool: ProcessPoolExecutor | None = None
         destination: Destination | None = None
@@ -137,10 +138,9 @@ def extract(
                 init_worker(str(local), None, item_reader, engine)
                 with few_collections():
                     preread = {shard.index: read_shard(ctx, shard) for shard in shards[:PREREAD_SHARDS]}
-            sha256, size = hashing.result()
+            if pst_file_id is None:  # the default id is the input's hash, and every row's ids derive from it
+                pst_file_id = ids.default_pst_file_id(hashing.result()[0])
             timings["hash_wait"] = time.perf_counter() - t
-            pst_input = _Input(local, sha256, size, name)
-            pst_file_id = pst_file_id or ids.default_pst_file_id(pst_input.sha256)
             prefix = storage.output_prefix(out, pst_file_id)
 
             stage = Path(prefix) if not storage.is_s3(prefix) else work / "out"
@@ -156,6 +156,7 @@ def extract(
                 results = _run(ctx, shards, bar, merger, futures, preread)
             bar.close()
             timings["extract"] = time.perf_counter() - t
+            pst_input = _Input(local, *hashing.result(), name)  # for the manifest only, given an id
         except BaseException as exc:
             if destination is not None:
                 destination.abort(f"{type(exc).__name__}: {exc}")

@@ -224,6 +224,36 @@ def test_manifest_written_last_and_verifies(tmp_path: Path) -> None:
 
 
 @needs_corpus
+def test_a_given_pst_file_id_does_not_wait_for_the_input_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a pst_file_id (as every pipeline stage is), rows are written while the input is
+    still being hashed: the hash is the default id, otherwise only the manifest needs it."""
+    import hashlib
+    import threading
+
+    from pstfast import extractor
+
+    merged = threading.Event()
+    real_add, real_hash = extractor._Merger.add, extractor._hash
+    waited: list[bool] = []
+
+    def add(self: object, index: int) -> None:
+        real_add(self, index)
+        merged.set()
+
+    def hash_after_a_merge(source: str, local: Path) -> tuple[str, int]:
+        waited.append(merged.wait(timeout=60))  # never set if the rows waited for this hash
+        return real_hash(source, local)
+
+    monkeypatch.setattr(extractor._Merger, "add", add)
+    monkeypatch.setattr(extractor, "_hash", hash_after_a_merge)
+    pst = CORPUS / "pstsdk-sample1.pst"
+    manifest, _ = _extract(pst, tmp_path, workers=1, pst_file_id="given", items_per_shard=1)
+    assert waited == [True]
+    assert manifest.input == {"name": pst.name, "sha256": hashlib.sha256(pst.read_bytes()).hexdigest(),
+                              "size": pst.stat().st_size}
+
+
+@needs_corpus
 def test_byte_identical_for_1_2_4_workers(tmp_path: Path) -> None:
     outputs = []
     for workers in (1, 2, 4):

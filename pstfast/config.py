@@ -83,7 +83,7 @@ def compiled_reader_setting(explicit: bool | None = None) -> bool | None:
     """Whether pstfast's reader reads messages with its compiled path: argument, else
     ``PSTFAST_COMPILED_READER`` (``1`` yes, compiling it first if need be; ``0`` no), else
     None for ``auto``: yes when numba's on-disk cache holds it (``pstfast warm-up``), which
-    the process that reads decides (:func:`compiled_reader`); asking needs numba."""
+    the process that reads decides (:func:`resolve_compiled_reader`); asking needs numba."""
     from .errors import UsageError
 
     if explicit is not None:
@@ -92,11 +92,6 @@ def compiled_reader_setting(explicit: bool | None = None) -> bool | None:
     if value not in ("0", "1", "auto"):
         raise UsageError(f"PSTFAST_COMPILED_READER={value!r}: choose 1, 0 or auto")
     return None if value == "auto" else value == "1"
-
-
-def compiled_reader(explicit: bool | None = None) -> bool:
-    """:func:`compiled_reader_setting`, with ``auto`` resolved in this process."""
-    return resolve_compiled_reader(compiled_reader_setting(explicit))
 
 
 def resolve_compiled_reader(setting: bool | None) -> bool:

@@ -155,15 +155,13 @@ def set_toast_compression(conn: psycopg.Connection[Any], choice: str) -> str:
     PostgreSQL 15 (perf/bench_load.py, ``toast``): 21,272 writer-made emails load in 2.6 s
     instead of 3.8 s with pglz, into a table 12 % larger (97 MB instead of 87)."""
     row = conn.execute("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'").fetchone()
-    if row is None:  # before PostgreSQL 14: pglz, no choice
-        if choice == "lz4":
-            raise UsageError("PSTFAST_TOAST_COMPRESSION=lz4: this server has pglz only (PostgreSQL < 14): use auto")
-        return "pglz"
-    offered = list(row[0])
+    offered = list(row[0]) if row else ["pglz"]  # before PostgreSQL 14: pglz, and no setting
     wanted = ("lz4" if "lz4" in offered else None) if choice == "auto" else choice
+    if wanted is not None and wanted not in offered:
+        raise UsageError(f"PSTFAST_TOAST_COMPRESSION={wanted}: this server offers {', '.join(offered)}: use auto")
+    if row is None:
+        return "pglz"
     if wanted is not None:
-        if wanted not in offered:
-            raise UsageError(f"PSTFAST_TOAST_COMPRESSION={wanted}: this server offers {', '.join(offered)}: use auto")
         conn.execute(f"SET default_toast_compression = {wanted}")  # one of the server's own names
     return str(conn.execute("SHOW default_toast_compression").fetchone()[0])
 

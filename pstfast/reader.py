@@ -567,7 +567,7 @@ class ItemReader:
     """Reads the items of one PST (one per worker process).
 
     With *compiled*, messages are read by the compiled path (:mod:`pstfast.pst.compiled`,
-    ~2.5x faster; :func:`pstfast.config.compiled_reader` says when to use it); a message
+    ~2.5x faster; :func:`pstfast.config.compiled_reader_setting` says when to use it); a message
     it stops at is read again by the Python reader, which says what is wrong with it.
     """
 

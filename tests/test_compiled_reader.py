@@ -144,15 +144,18 @@ def test_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     from pstfast import config
     from pstfast.errors import UsageError
 
+    def compiled_reader(explicit: bool | None = None) -> bool:  # as a reading process decides
+        return config.resolve_compiled_reader(config.compiled_reader_setting(explicit))
+
     monkeypatch.setenv("PSTFAST_COMPILED_READER", "0")
-    assert config.compiled_reader() is False and config.compiled_reader(True) is True
+    assert compiled_reader() is False and compiled_reader(True) is True
     monkeypatch.setenv("PSTFAST_COMPILED_READER", "1")
-    assert config.compiled_reader() is True and config.compiled_reader(False) is False
+    assert compiled_reader() is True and compiled_reader(False) is False
     monkeypatch.setenv("PSTFAST_COMPILED_READER", "auto")
-    assert config.compiled_reader() is compiled.cache_ready()
+    assert compiled_reader() is compiled.cache_ready()
     monkeypatch.setenv("PSTFAST_COMPILED_READER", "yes")
     with pytest.raises(UsageError, match="PSTFAST_COMPILED_READER='yes': choose 1, 0 or auto"):
-        config.compiled_reader()
+        compiled_reader()
 
 
 @pytest.mark.parametrize("setting", ["0", "1"])

@@ -46,6 +46,10 @@ def workers(explicit: int | None = None) -> int:
         return explicit
     value = env("WORKERS")
     if value:
+        if not value.isdigit() or int(value) < 1:
+            from .errors import UsageError
+
+            raise UsageError(f"PSTFAST_WORKERS={value!r}: give a whole number, 1 or more")
         return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

@@ -13,7 +13,6 @@ and write ``manifest.json`` last.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ from pathlib import Path
 import orjson
 
 from . import __version__, config, ids, storage
+from .pool import context as pool_context, prestart
 from .errors import CorruptPstError, InputError, StorageError, UsageError
 from .manifest import MANIFEST_NAME, Manifest, write_manifest
 from .plan import Shard, plan_shards, summary
@@ -87,6 +87,7 @@ def extract(
         raise UsageError(f"workers must be 1 or more, got {n_workers}")
     if pst_file_id is not None and not _ID_OK.match(pst_file_id):
         raise UsageError(f"pst_file_id {pst_file_id!r}: use letters, digits, '.', '_' or '-'")
+    prestart(n_workers)  # its imports overlap the fetch, the input's hash and the plan
     storage.check_writable(out)
     scratch_root = config.scratch(scratch)
     try:
@@ -261,11 +262,7 @@ def _start_pool(pst_path: str, n_workers: int, engine: str,
                 compiled: bool | None) -> tuple[ProcessPoolExecutor, Destination]:
     """A pool of *n_workers* processes (each opens the PST once), and the channel through
     which they learn the destination once the input's hash is known."""
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        # load the worker code and compiled kernels once, in the fork server, not per worker
-        context.set_forkserver_preload(["pstfast.forkserver"])
+    context = pool_context()
     destination = Destination(context)
     pool = ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_pool_worker,
                                initargs=(pst_path, destination, None, engine, compiled))

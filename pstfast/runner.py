@@ -30,6 +30,7 @@ from typing import Any
 
 from . import asl, config, ids, storage
 from .errors import InputError, PstfastError
+from .pool import prestart
 
 BATCH = "arn:aws:states:::batch:submitJob.sync"
 S3_GET = "arn:aws:states:::aws-sdk:s3:getObject"
@@ -157,6 +158,7 @@ def run(
         raise InputError(f"{source}: no such file")
     out = str(out or default_out())
     storage.check_writable(out)
+    prestart(config.workers())  # the extract's workers get ready while the job's id is hashed
     project_id, pst_file_id = job_ids(source, project_id, pst_file_id)
     job = {
         "project_id": project_id,

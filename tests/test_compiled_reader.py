@@ -194,6 +194,32 @@ def test_pool_workers_follow_the_setting(writer_pst: Path, tmp_path: Path, setti
     assert found["numba"] is (setting == "1")  # "1" makes sure it is compiled first, here
 
 
+def test_workers_come_from_the_prestarted_fork_server(writer_pst: Path, tmp_path: Path) -> None:
+    """``pool.prestart`` starts the preloading fork server at once, in the background, only
+    when a pool will be used; the extract then forks its workers from that same server (no
+    second one) and the server has loaded the worker code (numba's llvmlite among it)."""
+    script = (
+        "import json, sys\n"
+        "from multiprocessing import forkserver\n"
+        "from pstfast import pool\n"
+        "if __name__ == '__main__':\n"
+        "    alone = pool.prestart(1), forkserver._forkserver._forkserver_pid\n"
+        "    started = pool.prestart(2), forkserver._forkserver._forkserver_pid\n"
+        "    import pstfast\n"
+        "    m = pstfast.extract(sys.argv[1], sys.argv[2], workers=2, items_per_shard=64)\n"
+        "    pid = forkserver._forkserver._forkserver_pid\n"
+        "    maps = open(f'/proc/{pid}/maps').read()\n"
+        "    print(json.dumps({'alone': alone, 'started': started, 'pid': pid, 'workers': m.workers,\n"
+        "                      'emails': m.counts['emails'], 'preloaded': 'llvmlite' in maps}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(writer_pst), str(tmp_path / "out")],
+                          capture_output=True, text=True, check=True)
+    found = json.loads(done.stdout)
+    assert found["alone"] == [False, None]  # one worker reads in-process: no server
+    assert found["started"][0] is True and found["started"][1] == found["pid"]
+    assert found["workers"] == 2 and found["emails"] > 400 and found["preloaded"]
+
+
 def test_warm_up_compiles_the_signature_readers_use(writer_pst: Path) -> None:
     """The fork server warms the reader up once: workers must then find exactly that
     compiled signature (another would make each worker compile for 15-60 s)."""

@@ -361,6 +361,16 @@ def test_unwritable_output(tmp_path: Path) -> None:
     assert "not writable" in result.stderr
 
 
+@pytest.mark.parametrize("value", ["abc", "0", "-2"])
+def test_a_bad_worker_count_in_the_environment_is_a_usage_error(tmp_path: Path, monkeypatch, value: str) -> None:
+    monkeypatch.setenv("PSTFAST_WORKERS", value)
+    with pytest.raises(UsageError, match="PSTFAST_WORKERS"):
+        pstfast.extract(CORPUS / "pstsdk-sample1.pst", tmp_path / "out")
+    result = _cli("extract", str(CORPUS / "pstsdk-sample1.pst"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"PSTFAST_WORKERS={value!r}" in result.stderr and _no_manifest(tmp_path / "out")
+
+
 def test_output_failing_after_the_workers_started_fails_cleanly(tmp_path: Path) -> None:
     """Workers start reading before the input's hash (the default pst_file_id) is known; when
     the output folder then turns out to be unusable, they are released and nothing hangs."""

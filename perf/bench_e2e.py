@@ -9,7 +9,11 @@ from the on-disk cache of perf/corpus.py):
   in ``PSTFAST_PERF_WORKERS`` (default ``1,2``), into a fresh database each round;
 * ``test_e2e_legacy[<size>]``: ``python -m perf.legacy`` (pypff, one process, an ORM
   ``session.add`` + commit per row) into a fresh database with the same schema, at the
-  smallest and largest size (``PSTFAST_PERF_LEGACY_SIZES`` overrides).
+  smallest and largest size (``PSTFAST_PERF_LEGACY_SIZES`` overrides);
+* ``test_db_floor[<smallest size>]``: what PostgreSQL alone spends on that PST's rows (a
+  plain COPY of the extract's CSVs into the target tables, then the search vectors on two
+  connections), a lower bound for the database's share of any run on this server: its
+  ratio to the legacy run bounds what ``pstfast run`` can reach here.
 
 The legacy baseline runs on the whole PST up to ``PSTFAST_PERF_LEGACY_FULL_MAX`` messages
 (default 20000). Above that it runs on the first N messages for each N in
@@ -32,11 +36,14 @@ Run: ``python -m pytest perf/bench_e2e.py --benchmark-enable -q --benchmark-stor
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,3 +202,53 @@ def test_e2e_legacy(benchmark: Any, dbs: Databases, psts: dict[int, corpus.Bench
         legacy_linearity=round(per_msg[big] / per_msg[min(samples)], 3) if len(samples) > 1 else None,
         legacy_projected_seconds=round(projected, 1),
         **samples[big][0].rss_info())
+
+
+@pytest.mark.benchmark(group="e2e-floor")
+@pytest.mark.parametrize("size", [min(SIZES)])
+def test_db_floor(benchmark: Any, dbs: Databases, psts: dict[int, corpus.BenchPst], tmp_path: Path,
+                  size: int) -> None:
+    """What PostgreSQL alone spends on one PST's rows, whoever sends them: a plain COPY of the
+    extract's CSVs (decompressed beforehand) into the target tables, then the search vectors
+    (the index stage's statement, on two connections). No staging, validation, threading or
+    dedupe, no extract: a lower bound for the database's share of any run of the pipeline
+    on this server, so ``ratio_vs_legacy_orm`` here bounds what ``pstfast run`` can reach."""
+    import psycopg
+
+    import pstfast
+    from pstfast.indexer import fill_search_vectors
+
+    pst = psts[size]
+    manifest = pstfast.extract(pst.path, tmp_path / "out", pst_file_id="perf", project_id="perf")
+    prefix = tmp_path / "out" / "pst-v2" / "perf"
+    tables: dict[str, tuple[str, bytes]] = {}
+    for table, name in (("email_messages", "emails.csv.gz"), ("email_attachments", "attachments.csv.gz")):
+        data = gzip.decompress((prefix / name).read_bytes())
+        columns = ", ".join(f'"{c}"' for c in data[:data.index(b"\n")].decode().strip().split(","))
+        tables[table] = (f"COPY {table} ({columns}) FROM STDIN (FORMAT csv, HEADER true)", data)
+    state: dict[str, Any] = {}
+    split: list[tuple[float, float]] = []
+
+    def setup() -> None:
+        if "dsn" in state:
+            dbs.drop(state["dsn"])
+        state["dsn"] = dbs.fresh()
+
+    def run() -> None:
+        started = time.perf_counter()
+        with psycopg.connect(state["dsn"]) as conn, conn.cursor() as cur:
+            for statement, data in tables.values():
+                with cur.copy(statement) as copy:
+                    copy.write(data)
+        copied = time.perf_counter()
+        fill_search_vectors(state["dsn"], "perf", "perf", parts=2)
+        split.append((copied - started, time.perf_counter() - copied))
+
+    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
+    emails = manifest.counts["emails"]
+    with psycopg.connect(state["dsn"]) as conn:
+        assert conn.execute("SELECT count(*) FROM email_search").fetchone()[0] == emails
+    _throughput(benchmark, pst, benchmark.stats.stats.median, emails)
+    benchmark.extra_info.update(copy_seconds=round(statistics.median(c for c, _ in split), 2),
+                                vectors_seconds=round(statistics.median(v for _, v in split), 2))
+    leftovers.set_aside(tmp_path / "out")

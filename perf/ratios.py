@@ -19,6 +19,8 @@ RULES: list[tuple[str, str, str]] = [
     (r"bench_e2e\.py::test_e2e_pstfast\[(?P<size>\d+)-w(?P<w>\d+)\]", "bench_e2e.py::test_e2e_legacy[{size}]",
      "legacy ORM"),
     (r"bench_e2e\.py::test_e2e_pstfast\[(?P<size>\d+)-w2\]", "bench_e2e.py::test_e2e_pstfast[{size}-w1]", "1 worker"),
+    # the database's floor (no run can beat legacy by more than this ratio on that server)
+    (r"bench_e2e\.py::test_db_floor\[(?P<size>\d+)\]", "bench_e2e.py::test_e2e_legacy[{size}]", "legacy ORM"),
     # extract alone (perf/bench_extract.py)
     (r"bench_extract\.py::test_pstfast\[(?P<w>\d+)\]", "bench_extract.py::test_legacy", "legacy extract"),
     (r"bench_extract\.py::test_pstfast\[(?P<w>\d+)\]", "bench_extract.py::test_readpst_j2", "readpst -j 2"),

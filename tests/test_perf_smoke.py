@@ -52,7 +52,7 @@ def _benchmarks(path: Path) -> dict[str, dict]:
 def test_every_benchmark_ran_and_recorded(smoke_json: Path) -> None:
     benches = _benchmarks(smoke_json)
     for name in ("bench_e2e.py::test_e2e_pstfast[120-w1]", "bench_e2e.py::test_e2e_pstfast[120-w2]",
-                 "bench_e2e.py::test_e2e_legacy[120]", "bench_extract.py::test_legacy",
+                 "bench_e2e.py::test_e2e_legacy[120]", "bench_e2e.py::test_db_floor[120]", "bench_extract.py::test_legacy",
                  "bench_extract.py::test_readpst_j2", "bench_extract.py::test_pffexport",
                  "bench_extract.py::test_pstfast[1]", "bench_extract.py::test_pstfast[2]",
                  "bench_extract.py::test_pstfast_worker_rss[120]",
@@ -67,6 +67,8 @@ def test_every_benchmark_ran_and_recorded(smoke_json: Path) -> None:
     assert set(e2e["stage_seconds"]) == {"extract", "load", "thread", "dedupe", "index"}
     assert e2e["processes"] >= 2, "the 2-worker run's worker processes were seen"
     assert "ratio_vs_legacy_orm" in e2e and "ratio_vs_1_worker" in e2e
+    floor = benches["bench_e2e.py::test_db_floor[120]"]["extra_info"]
+    assert floor["copy_seconds"] > 0 and floor["vectors_seconds"] > 0 and "ratio_vs_legacy_orm" in floor
     assert "ratio_vs_readpst_j_2" in benches["bench_extract.py::test_pstfast[2]"]["extra_info"]
     assert benches["bench_extract.py::test_pstfast_worker_rss[120]"]["extra_info"]["peak_rss_child_max_mb"] > 0
     assert "ratio_vs_raw_copy" in benches["bench_load.py::test_pstfast_load"]["extra_info"]

@@ -28,10 +28,10 @@ from pathlib import Path
 import orjson
 
 from . import __version__, config, ids, storage
-from .pool import context as pool_context, prestart
 from .errors import CorruptPstError, InputError, StorageError, UsageError
 from .manifest import MANIFEST_NAME, Manifest, write_manifest
 from .plan import Shard, plan_shards, summary
+from .pool import context as pool_context, prestart
 from .progress import Progress
 from .reader import ItemReader, check_signature, libpff_version, list_folders
 from .records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS

@@ -52,7 +52,8 @@ def _benchmarks(path: Path) -> dict[str, dict]:
 def test_every_benchmark_ran_and_recorded(smoke_json: Path) -> None:
     benches = _benchmarks(smoke_json)
     for name in ("bench_e2e.py::test_e2e_pstfast[120-w1]", "bench_e2e.py::test_e2e_pstfast[120-w2]",
-                 "bench_e2e.py::test_e2e_legacy[120]", "bench_e2e.py::test_db_floor[120]", "bench_extract.py::test_legacy",
+                 "bench_e2e.py::test_e2e_legacy[120]", "bench_e2e.py::test_db_floor[120]",
+                 "bench_extract.py::test_legacy",
                  "bench_extract.py::test_readpst_j2", "bench_extract.py::test_pffexport",
                  "bench_extract.py::test_pstfast[1]", "bench_extract.py::test_pstfast[2]",
                  "bench_extract.py::test_pstfast_worker_rss[120]",

@@ -9,6 +9,8 @@ messages, large bodies and attachments) and on the writer's damaged variants.
 
 from __future__ import annotations
 
+import importlib.util
+
 import json
 import os
 import re
@@ -197,7 +199,8 @@ def test_pool_workers_follow_the_setting(writer_pst: Path, tmp_path: Path, setti
 def test_workers_come_from_the_prestarted_fork_server(writer_pst: Path, tmp_path: Path) -> None:
     """``pool.prestart`` starts the preloading fork server at once, in the background, only
     when a pool will be used; the extract then forks its workers from that same server (no
-    second one) and the server has loaded the worker code (numba's llvmlite among it)."""
+    second one) and the server has loaded the worker code (numba's llvmlite among it) and
+    what pyarrow's first conversion imports (pandas, when installed: ~0.4 s per worker)."""
     script = (
         "import json, sys\n"
         "from multiprocessing import forkserver\n"
@@ -210,7 +213,8 @@ def test_workers_come_from_the_prestarted_fork_server(writer_pst: Path, tmp_path
         "    pid = forkserver._forkserver._forkserver_pid\n"
         "    maps = open(f'/proc/{pid}/maps').read()\n"
         "    print(json.dumps({'alone': alone, 'started': started, 'pid': pid, 'workers': m.workers,\n"
-        "                      'emails': m.counts['emails'], 'preloaded': 'llvmlite' in maps}))\n"
+        "                      'emails': m.counts['emails'], 'preloaded': 'llvmlite' in maps,\n"
+        "                      'pandas': '/pandas/_libs/' in maps}))\n"
     )
     done = subprocess.run([sys.executable, "-c", script, str(writer_pst), str(tmp_path / "out")],
                           capture_output=True, text=True, check=True)
@@ -218,6 +222,8 @@ def test_workers_come_from_the_prestarted_fork_server(writer_pst: Path, tmp_path
     assert found["alone"] == [False, None]  # one worker reads in-process: no server
     assert found["started"][0] is True and found["started"][1] == found["pid"]
     assert found["workers"] == 2 and found["emails"] > 400 and found["preloaded"]
+    installed = importlib.util.find_spec("pandas") is not None
+    assert found["pandas"] is installed
 
 
 def test_warm_up_compiles_the_signature_readers_use(writer_pst: Path) -> None:

@@ -1,7 +1,7 @@
 """The extract's process pool: where its workers come from, started as early as possible.
 
 Workers are forked from a fork server that has already imported the worker code, numpy,
-pyarrow and numba's cached compiled code (``pstfast.forkserver``): ~0.7 s of imports paid
+pyarrow and numba's cached compiled code (``pstfast.forkserver``): ~0.7-1 s of imports paid
 once, not per worker. The server starts in the background, so whoever knows early that an
 extract will run with several workers (the command line, ``pstfast run``, the extract
 itself before fetching its input) calls :func:`prestart`, and those imports overlap

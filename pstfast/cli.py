@@ -75,10 +75,6 @@ def _cmd_damage(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from . import config
-    from .pool import prestart
-
-    prestart(config.workers(args.workers))  # the workers' imports overlap this process's own
     from .extractor import extract
 
     m = extract(args.source, args.out, pst_file_id=args.pst_file_id, project_id=args.project_id,

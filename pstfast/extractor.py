@@ -87,8 +87,9 @@ def extract(
         raise UsageError(f"workers must be 1 or more, got {n_workers}")
     if pst_file_id is not None and not _ID_OK.match(pst_file_id):
         raise UsageError(f"pst_file_id {pst_file_id!r}: use letters, digits, '.', '_' or '-'")
-    prestart(n_workers)  # its imports overlap the fetch, the input's hash and the plan
     storage.check_writable(out)
+    if storage.is_s3(source):
+        prestart(n_workers)  # the pool's imports overlap the download
     scratch_root = config.scratch(scratch)
     try:
         scratch_root.mkdir(parents=True, exist_ok=True)

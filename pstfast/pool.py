@@ -3,9 +3,9 @@
 Workers are forked from a fork server that has already imported the worker code, numpy,
 pyarrow and numba's cached compiled code (``pstfast.forkserver``): ~0.7-1 s of imports paid
 once, not per worker. The server starts in the background, so whoever knows early that an
-extract will run with several workers (the command line, ``pstfast run``, the extract
-itself before fetching its input) calls :func:`prestart`, and those imports overlap
-argument parsing, the S3 download and hashing the input instead of delaying the workers.
+extract will run with several workers and has slow work to do first (``pstfast run``
+hashing the job's PST, the extract downloading an S3 input) calls :func:`prestart`, and
+those imports overlap that work instead of delaying the workers.
 """
 
 from __future__ import annotations

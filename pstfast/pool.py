@@ -30,9 +30,8 @@ def prestart(workers: int) -> bool:
     """Start the fork server in the background now when an extract with *workers* processes
     will want it (more than one); it is reused by every later pool of this process. True
     when it is running (started now or before). Returns at once: the server imports on its own."""
-    if workers < 2 or "forkserver" not in multiprocessing.get_all_start_methods():
+    if workers < 2 or context().get_start_method() != "forkserver":
         return False
-    context()
     from multiprocessing import forkserver
 
     forkserver.ensure_running()

@@ -52,6 +52,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         attachment_rate=args.attachment_rate,
         large_attachment_every=args.large_attachment_every,
         body_kib=args.body_kib,
+        ids_by_folder=args.ids_by_folder,
     )
     result = synth(args.out, options=options, truth=args.truth, damaged=args.damaged)
     print(result.summary())
@@ -216,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="one >1 MB attachment every N messages (0: none; default 500)",
     )
     p.add_argument("--body-kib", type=_nonnegative_int, default=2, help="typical body size in KiB (default 2)")
+    p.add_argument(
+        "--ids-by-folder", action="store_true",
+        help="message node ids in a block per folder, not in arrival order as Outlook's: libpff then opens big files fast",
+    )
     p.add_argument("--truth", metavar="OUT.json", help="also write the ground truth as JSON")
     p.add_argument(
         "--damaged", metavar="DIR",

@@ -80,6 +80,9 @@ class SynthOptions:
     no_message_id_rate: float = 0.05
     embedded_rate: float = 0.03
     large_body_every: int = 40  # one body of tens of KB every N messages (0: none)
+    # message node ids a block per folder instead of in arrival order, as Outlook gives them:
+    # libpff then opens the file in linear time (see pstfast.pst.writer._MessageIds)
+    ids_by_folder: bool = False
 
     def validate(self) -> None:
         if self.messages < 0:
@@ -422,7 +425,8 @@ def synth(
     tmp = path.with_name(path.name + ".partial")
     truth_tmp = truth_path.with_name(truth_path.name + ".partial") if truth_path else None
     truth_out = _TruthWriter(truth_tmp)
-    writer = PstWriter(tmp, display_name=f"pstfast synth (seed {options.seed})", seed=options.seed)
+    writer = PstWriter(tmp, display_name=f"pstfast synth (seed {options.seed})", seed=options.seed,
+                       ids_by_folder=options.ids_by_folder)
     try:
         folders = _folder_tree(gen, writer, n_folders)
         weights = [max(1.0, 40.0 / (i + 1) ** 1.1) for i in range(len(folders))]

@@ -139,7 +139,7 @@ class _MessageIds:
     Why the second exists: libpff builds its item tree in node id order and finds each
     node's parent by that walk from the root, so a message costs a visit of every message
     already placed in the folders walked before its own: interleaved, that is quadratic
-    (19 s for libpff to open 50,000 messages); by folder, every walk passes folders only
+    (~20 s for libpff to open 50,000 messages); by folder, every walk passes folders only
     (0.2 s). Readers otherwise do not care: node ids are opaque, and a folder's contents
     table keeps the order its messages were added in.
     """

@@ -173,6 +173,35 @@ def test_message_ids_in_arrival_or_reverse_folder_walk_order(tmp_path: Path, by_
             p.partition("/")[2]: c for p, c in _truth_counts(truth).items() if c != (0, 0)}
 
 
+def test_ids_by_folder_with_a_folder_made_after_the_first_message(tmp_path: Path) -> None:
+    """Blocks are planned at the first message; a folder made later takes ids from the
+    spill block, and both readers still file every message where it was added."""
+    import datetime as dt
+
+    from pstfast.pst.writer import Message, PstWriter
+
+    when = dt.datetime(2021, 3, 4, 5, 6, 7)
+    path = tmp_path / "late.pst"
+    with PstWriter(path, ids_by_folder=True) as pst:
+        early = pst.add_folder(pst.ipm_subtree, "Early")
+        early_ids, late_ids = [], []
+        for i in range(6):
+            early_ids.append(pst.add_message(early, Message(f"early {i}", "A", "a@example.com", when, when)))
+            if i == 2:
+                late = pst.add_folder(early, "Late")
+            if i >= 2:
+                late_ids.append(pst.add_message(late, Message(f"late {i}", "B", "b@example.com", when, when)))
+    filed = collections.defaultdict(list)
+    for folder_path, item in pffread.walk(str(path)):
+        filed[folder_path].append(item.subject)
+    assert filed == {"Top of Personal Folders/Early": [f"early {i}" for i in range(6)],
+                     "Top of Personal Folders/Early/Late": [f"late {i}" for i in range(2, 6)]}
+    assert min(late_ids) > max(early_ids)  # the spill block is the last one
+    if shutil.which("readpst"):
+        seen = {p: f.messages for p, f in readpst_summary(path).by_subtree_path().items() if f.messages}
+        assert seen == {"Early": 6, "Early/Late": 4}
+
+
 def test_same_seed_same_bytes_and_other_seed_differs(tmp_path: Path) -> None:
     a = synth(tmp_path / "a.pst", options=SynthOptions(messages=300, seed=7))
     b = synth(tmp_path / "b.pst", options=SynthOptions(messages=300, seed=7))

@@ -181,7 +181,8 @@ class _MessageIds:
 
 
 class PstWriter:
-    """Writes a Unicode PST file; see the module docstring."""
+    """Writes a Unicode PST file; see the module docstring. *ids_by_folder*: message node ids
+    in a block per folder instead of in arrival order (see :class:`_MessageIds`)."""
 
     def __init__(self, path: str | os.PathLike[str], *, display_name: str = "Personal Folders", seed: int = 0,
                  ids_by_folder: bool = False) -> None:

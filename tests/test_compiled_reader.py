@@ -287,7 +287,7 @@ def small_pst(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[tup
     return data, blocks(data)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damage=st.lists(st.tuples(st.integers(0, 1 << 40), st.integers(1, 255)), min_size=1, max_size=3))
 def test_damage_behind_valid_checksums_reads_the_same(small_pst: tuple[bytes, list[tuple[int, int, int]]],
                                                       tmp_path: Path, damage: list[tuple[int, int]]) -> None:

@@ -10,7 +10,6 @@ messages, large bodies and attachments) and on the writer's damaged variants.
 from __future__ import annotations
 
 import importlib.util
-
 import json
 import os
 import re

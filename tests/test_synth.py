@@ -165,7 +165,8 @@ def test_message_ids_in_arrival_or_reverse_folder_walk_order(tmp_path: Path, by_
     assert (filed == sorted(filed, reverse=True)) is by_folder
     # both readers take either order: every field in libpff, the counts in readpst
     by_nid = {m["nid"]: m for m in truth["messages"]}
-    problems = [p for _, item in pffread.walk(str(path)) for p in _compare(pffread.message(item), by_nid.pop(item.identifier))]
+    problems = [p for _, item in pffread.walk(str(path))
+                for p in _compare(pffread.message(item), by_nid.pop(item.identifier))]
     assert not problems and not by_nid, problems[:10]
     if shutil.which("readpst"):
         seen = {p: (f.messages, f.attachments) for p, f in readpst_summary(path).by_subtree_path().items()}

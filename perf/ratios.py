@@ -21,7 +21,15 @@ RULES: list[tuple[str, str, str]] = [
     (r"bench_e2e\.py::test_e2e_pstfast\[(?P<size>\d+)-w2\]", "bench_e2e.py::test_e2e_pstfast[{size}-w1]", "1 worker"),
     # the database's floor (no run can beat legacy by more than this ratio on that server)
     (r"bench_e2e\.py::test_db_floor\[(?P<size>\d+)\]", "bench_e2e.py::test_e2e_legacy[{size}]", "legacy ORM"),
-    # extract alone (perf/bench_extract.py)
+    # extract alone (perf/bench_extract.py), per PST size; runs saved before sizes were
+    # parameters name no size (one size per run)
+    (r"bench_extract\.py::test_pstfast\[(?P<size>\d+)-(?P<w>\d+)\]", "bench_extract.py::test_legacy[{size}]",
+     "legacy extract"),
+    (r"bench_extract\.py::test_pstfast\[(?P<size>\d+)-(?P<w>\d+)\]", "bench_extract.py::test_readpst_j2[{size}]",
+     "readpst -j 2"),
+    (r"bench_extract\.py::test_pstfast\[(?P<size>\d+)-(?P<w>\d+)\]", "bench_extract.py::test_pffexport[{size}]",
+     "pffexport"),
+    (r"bench_extract\.py::test_pstfast\[(?P<size>\d+)-2\]", "bench_extract.py::test_pstfast[{size}-1]", "1 worker"),
     (r"bench_extract\.py::test_pstfast\[(?P<w>\d+)\]", "bench_extract.py::test_legacy", "legacy extract"),
     (r"bench_extract\.py::test_pstfast\[(?P<w>\d+)\]", "bench_extract.py::test_readpst_j2", "readpst -j 2"),
     (r"bench_extract\.py::test_pstfast\[(?P<w>\d+)\]", "bench_extract.py::test_pffexport", "pffexport"),

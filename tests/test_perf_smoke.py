@@ -30,7 +30,7 @@ def smoke_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
         PSTFAST_PERF_CACHE=str(tmp / "cache"), PSTFAST_PERF_SIZES="120", PSTFAST_PERF_WORKERS="1,2",
         PSTFAST_PERF_LEGACY_FULL_MAX="120", PSTFAST_BENCH_MESSAGES="120", PSTFAST_BENCH_ROWS="300",
         PSTFAST_BENCH_PERROW_ROWS="50", PSTFAST_BENCH_THREAD_ROWS="200,400", PSTFAST_HOME=str(tmp / "home"),
-        PSTFAST_BENCH_ROUNDS="1", PSTFAST_BENCH_RSS_SIZES="120",
+        PSTFAST_BENCH_ROUNDS="1", PSTFAST_BENCH_RSS_SIZES="120", PSTFAST_BENCH_EXTRACT_SIZES="120,150",
     )
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
            "perf/bench_e2e.py", "perf/bench_extract.py", "perf/bench_load.py", "perf/bench_kernels.py",
@@ -53,9 +53,9 @@ def test_every_benchmark_ran_and_recorded(smoke_json: Path) -> None:
     benches = _benchmarks(smoke_json)
     for name in ("bench_e2e.py::test_e2e_pstfast[120-w1]", "bench_e2e.py::test_e2e_pstfast[120-w2]",
                  "bench_e2e.py::test_e2e_legacy[120]", "bench_e2e.py::test_db_floor[120]",
-                 "bench_extract.py::test_legacy",
-                 "bench_extract.py::test_readpst_j2", "bench_extract.py::test_pffexport",
-                 "bench_extract.py::test_pstfast[1]", "bench_extract.py::test_pstfast[2]",
+                 "bench_extract.py::test_legacy[120]",
+                 "bench_extract.py::test_readpst_j2[120]", "bench_extract.py::test_pffexport[120]",
+                 "bench_extract.py::test_pstfast[120-1]", "bench_extract.py::test_pstfast[120-2]",
                  "bench_extract.py::test_pstfast_worker_rss[120]",
                  "bench_load.py::test_pstfast_load", "bench_load.py::test_raw_copy_psql",
                  "bench_load.py::test_per_row_insert", "bench_load.py::test_load_toast[pglz]",
@@ -70,7 +70,16 @@ def test_every_benchmark_ran_and_recorded(smoke_json: Path) -> None:
     assert "ratio_vs_legacy_orm" in e2e and "ratio_vs_1_worker" in e2e
     floor = benches["bench_e2e.py::test_db_floor[120]"]["extra_info"]
     assert floor["copy_seconds"] > 0 and floor["vectors_seconds"] > 0 and "ratio_vs_legacy_orm" in floor
-    assert "ratio_vs_readpst_j_2" in benches["bench_extract.py::test_pstfast[2]"]["extra_info"]
+    for size in (120, 150):  # each size's tools compared with that size's baselines only
+        extract = benches[f"bench_extract.py::test_pstfast[{size}-2]"]
+        readpst = benches[f"bench_extract.py::test_readpst_j2[{size}]"]
+        assert {"ratio_vs_readpst_j_2", "ratio_vs_legacy_extract", "ratio_vs_1_worker"} <= set(extract["extra_info"])
+        assert extract["extra_info"]["messages"] == readpst["extra_info"]["messages"] > size
+        by_hand = readpst["stats"]["median"] / extract["stats"]["median"]  # same rows: rates' ratio
+        assert abs(extract["extra_info"]["ratio_vs_readpst_j_2"] - by_hand) <= 0.0051  # rounded to 2 places
+        assert extract["extra_info"]["speedup_vs_readpst_j2"] == round(by_hand, 2)
+    assert (benches["bench_extract.py::test_pstfast[150-2]"]["extra_info"]["messages"]
+            > benches["bench_extract.py::test_pstfast[120-2]"]["extra_info"]["messages"])
     assert benches["bench_extract.py::test_pstfast_worker_rss[120]"]["extra_info"]["peak_rss_child_max_mb"] > 0
     assert "ratio_vs_raw_copy" in benches["bench_load.py::test_pstfast_load"]["extra_info"]
     assert "ratio_vs_python_reference" in benches["bench_kernels.py::test_content_hash[numba]"]["extra_info"]

@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 from perf import ratios, scaling
 
 RESULTS = Path(__file__).resolve().parent / "results"
+_SIZED = re.compile(r"\[\d+-")  # the size in "test_pstfast[20000-2]" (extract, by PST size)
 SUITES = ("e2e", "extract", "load", "kernels")
 
 
@@ -85,16 +87,27 @@ def latest(runs: list[Run]) -> dict[str, dict[str, Any]]:
 def ratio_table(runs: list[Run]) -> list[dict[str, Any]]:
     """Benchmark vs baseline, from the latest run holding both."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for run in runs:
+    newest: dict[tuple[str, str], int] = {}  # (sized benchmark without its size, baseline) -> last run
+    for order, run in enumerate(runs):
         for bench, base, label in ratios.pairs(run.benchmarks):
             rows[(bench["name"], label)] = {
                 "suite": suite_of(bench), "benchmark": bench["name"], "baseline": label,
                 "baseline_name": base["name"], "rate": ratios.rate(bench), "baseline_rate": ratios.rate(base),
                 "ratio": ratios.rate(bench) / ratios.rate(base) if ratios.rate(base) else float("nan"),
                 "commit": run.commit[:7], "sampled": (base.get("extra_info") or {}).get("legacy_mode") == "sampled",
+                "_run": order,
             }
-    return sorted(rows.values(), key=lambda r: (SUITES.index(r["suite"]) if r["suite"] in SUITES else 9,
-                                                r["benchmark"], r["baseline"]))
+            if _SIZED.search(bench["name"]):
+                newest[(_SIZED.sub("[", bench["name"]), label)] = order
+    # extract runs saved before sizes were parameters named none ("test_pstfast[2]"): a later
+    # run at any size supersedes them
+    kept = [r for r in rows.values()
+            if r["suite"] != "extract" or _SIZED.search(r["benchmark"])
+            or newest.get((r["benchmark"], r["baseline"]), -1) < r["_run"]]
+    for r in kept:
+        del r["_run"]
+    return sorted(kept, key=lambda r: (SUITES.index(r["suite"]) if r["suite"] in SUITES else 9,
+                                       r["benchmark"], r["baseline"]))
 
 
 def _plot_throughput(ax_by_suite: dict[str, Any], runs: list[Run]) -> None:

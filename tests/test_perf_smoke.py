@@ -125,3 +125,34 @@ def test_legacy_projection_uses_the_measured_open() -> None:
         "5000": {"messages": 5_000, "seconds": 60.0}, "10000": {"messages": 10_000, "seconds": 70.0}}}
     assert ratios.legacy_projection(old) == (90.0, 50.0, 0.002)
     assert ratios.legacy_projection({"legacy_mode": "full"}) is None
+
+
+def _extract_run(when: str, sizes_workers: list[tuple[int | None, int]]) -> object:
+    """A saved extract run: pstfast and readpst rows per (size or None, workers), by hand."""
+    import datetime as dt
+
+    from perf import dashboard
+
+    def bench(name: str, median: float) -> dict:
+        return {"fullname": f"perf/bench_extract.py::{name}", "name": name, "stats": {"median": median},
+                "extra_info": {"messages": 1000}}
+
+    benches = []
+    for size, workers in sizes_workers:
+        tag = "" if size is None else f"[{size}]"
+        benches.append(bench(f"test_readpst_j2{tag}", 2.0))
+        benches.append(bench(f"test_pstfast[{workers}]" if size is None else f"test_pstfast[{size}-{workers}]", 4.0))
+    return dashboard.Run(Path(when), dt.datetime.fromisoformat(when), "c0ffee0", False, "m", benches)
+
+
+def test_ratio_table_supersedes_unsized_extract_runs() -> None:
+    from perf import dashboard
+
+    old = _extract_run("2026-11-01T00:00:00", [(None, 2)])  # saved before sizes were parameters
+    both = _extract_run("2026-11-02T00:00:00", [(20000, 2), (50000, 2)])
+    small = _extract_run("2026-11-03T00:00:00", [(20000, 2)])
+    names = {(r["benchmark"], r["baseline"]): r["ratio"] for r in dashboard.ratio_table([old, both, small])}
+    # the unsized row is gone; the 53k row stays although the latest run measured 20k only
+    assert names == {("test_pstfast[20000-2]", "readpst -j 2"): 0.5, ("test_pstfast[50000-2]", "readpst -j 2"): 0.5}
+    # with no sized run after it, the old row is still the latest word
+    assert [r["benchmark"] for r in dashboard.ratio_table([old])] == ["test_pstfast[2]"]

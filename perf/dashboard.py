@@ -87,7 +87,7 @@ def latest(runs: list[Run]) -> dict[str, dict[str, Any]]:
 def ratio_table(runs: list[Run]) -> list[dict[str, Any]]:
     """Benchmark vs baseline, from the latest run holding both."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    newest: dict[tuple[str, str], int] = {}  # (sized benchmark without its size, baseline) -> last run
+    newest: dict[tuple[str, str], int] = {}  # (extract benchmark without its size, baseline) -> last run
     for order, run in enumerate(runs):
         for bench, base, label in ratios.pairs(run.benchmarks):
             rows[(bench["name"], label)] = {
@@ -97,13 +97,11 @@ def ratio_table(runs: list[Run]) -> list[dict[str, Any]]:
                 "commit": run.commit[:7], "sampled": (base.get("extra_info") or {}).get("legacy_mode") == "sampled",
                 "_run": order,
             }
-            if _SIZED.search(bench["name"]):
+            if suite_of(bench) == "extract" and _SIZED.search(bench["name"]):
                 newest[(_SIZED.sub("[", bench["name"]), label)] = order
     # extract runs saved before sizes were parameters named none ("test_pstfast[2]"): a later
     # run at any size supersedes them
-    kept = [r for r in rows.values()
-            if r["suite"] != "extract" or _SIZED.search(r["benchmark"])
-            or newest.get((r["benchmark"], r["baseline"]), -1) < r["_run"]]
+    kept = [r for r in rows.values() if newest.get((r["benchmark"], r["baseline"]), -1) < r["_run"]]
     for r in kept:
         del r["_run"]
     return sorted(kept, key=lambda r: (SUITES.index(r["suite"]) if r["suite"] in SUITES else 9,

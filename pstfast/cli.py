@@ -219,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body-kib", type=_nonnegative_int, default=2, help="typical body size in KiB (default 2)")
     p.add_argument(
         "--ids-by-folder", action="store_true",
-        help="message node ids in a block per folder, not in arrival order as Outlook's: libpff opens big files fast",
+        help="message node ids in a block per folder, not in arrival order as Outlook's: libpff and readpst "
+             "open big files fast",
     )
     p.add_argument("--truth", metavar="OUT.json", help="also write the ground truth as JSON")
     p.add_argument(

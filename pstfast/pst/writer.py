@@ -140,8 +140,9 @@ class _MessageIds:
     node's parent by that walk from the root, so a message costs a visit of every message
     already placed in the folders walked before its own: interleaved, that is quadratic
     (~20 s for libpff to open 50,000 messages); by folder, every walk passes folders only
-    (0.2 s). Readers otherwise do not care: node ids are opaque, and a folder's contents
-    table keeps the order its messages were added in.
+    (0.2 s). libpst (readpst) builds its tree the same way. Readers otherwise do not care:
+    node ids are opaque, and a folder's contents table keeps the order its messages were
+    added in.
     """
 
     FIRST, END = 0x10001, 1 << 27  # a NID's index has 27 bits

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Entrypoint of the pstfast Batch image: runs `pstfast "$@"`, e.g.
-#   stage extract --pst-file-id ID --project-id P --source s3://... --out s3://...
+#   pipeline stage extract --pst-file-id ID --project-id P --source s3://... --out s3://...
 # with its scratch files in a per-job folder on the NVMe mount, removed afterwards.
 #
 # Exit codes: pstfast's own (75 transient: the state machine retries with backoff; 2 bad
-# arguments; 1 anything else), except that a `stage` whose input was rejected (65, recorded
+# arguments; 1 a bug), except that a `pipeline stage` whose input was rejected (65, recorded
 # as "rejected" in its stage manifest) exits 0: see the end of this file.
 set -uo pipefail
 
@@ -33,10 +33,10 @@ if [ "$rc" -gt 128 ]; then
   wait "$child"  # interrupted by a forwarded signal: collect the real status
   rc=$?
 fi
-# 65 = the input is bad (not a PST, truncated, ...): `pstfast stage` has recorded
+# 65 = the input is bad (not a PST, truncated, ...): `pstfast pipeline stage` has recorded
 # "rejected" in its stage manifest. Exit 0 so Step Functions burns no retries on it; the
 # Check/Is*Rejected states read that manifest and fail the job fast.
-if [ "$rc" -eq 65 ] && [ "${1:-}" = "stage" ]; then
+if [ "$rc" -eq 65 ] && [ "${1:-}" = "pipeline" ] && [ "${2:-}" = "stage" ]; then
   echo "pstfast-entrypoint: input rejected (recorded in the stage manifest)" >&2
   rc=0
 fi

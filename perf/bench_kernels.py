@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import xxhash
 
-from pstfast import kernels
+from pstfast.extraction import kernels
 
 N = 50_000
 _ROOT = Path(__file__).resolve().parents[1]

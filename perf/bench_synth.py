@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pstfast.synthetic import SynthOptions, synth
+from pstfast.synthetic.corpus import SynthOptions, synth
 
 
 @pytest.mark.parametrize("messages", [2_000, 10_000])

@@ -1,6 +1,6 @@
 """The benchmark corpus: writer-made PSTs, seeded and cached on disk.
 
-A PST of N messages with seed S is written once by :func:`pstfast.synthetic.synth` into the
+A PST of N messages with seed S is written once by :func:`pstfast.synthetic.corpus.synth` into the
 cache folder (``PSTFAST_PERF_CACHE``, default ``~/.cache/pstfast/perf``) and reused by every
 later run, so reruns measure pstfast, not the writer. The file name carries the writer's
 options, so changing them writes a new file instead of reusing a stale one.
@@ -48,7 +48,7 @@ class BenchPst:
 
 def bench_pst(messages: int, seed: int = SEED, *, folder: Path | None = None) -> BenchPst:
     """The cached PST of *messages* messages (written on first use, atomically)."""
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     options = SynthOptions(messages=messages, seed=seed)
     tag = hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode()).hexdigest()[:10]

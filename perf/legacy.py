@@ -37,7 +37,7 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Integer, SmallInteger, Tex
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from pstfast.kernels import ref_normalize_address, ref_normalize_subject, ref_normalize_whitespace
+from pstfast.extraction.kernels import ref_normalize_address, ref_normalize_subject, ref_normalize_whitespace
 
 EXTRACTOR_VERSION = "legacy-pypff-orm"
 _NS = uuid.UUID("6f1c3a52-2b8e-5d3f-9a41-7c0e5b2d8f10")  # pstfast.ids.NAMESPACE: same ids, comparable rows

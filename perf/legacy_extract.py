@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from pstfast.reader import ItemReader, open_pypff
+from pstfast.extraction.items import ItemReader, open_pypff
 from pstfast.records import format_timestamp
 
 

@@ -15,7 +15,7 @@ class Databases:
         self.server, self.names = server, []
 
     def fresh(self) -> str:
-        from pstfast.migrations import migrate
+        from pstfast.db.migrate import migrate
 
         name = f"pstfast_perf_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(self.server, autocommit=True) as conn:

@@ -1,71 +1,134 @@
 """pstfast: fast, staged, idempotent ingestion of Outlook PST files into PostgreSQL.
 
-The public API is this module's ``__all__``. Heavy dependencies (libpff, numba, the
-database driver) load only when the function that needs them is first called.
+The public API is this module's ``__all__``: one function per pipeline stage plus the
+whole-pipeline runner, their result types and the exception tree (:mod:`pstfast.errors`).
+Nothing heavy (numba, pyarrow, the database driver, libpff) is imported by ``import
+pstfast``: each function loads what it needs on first use. Type checkers see the real
+signatures through the ``TYPE_CHECKING`` imports below.
+
+Sub-packages are named for the stage (``extraction``, ``loading``, ``enrich``, ``db``,
+``pipeline``, ``synthetic``, ``pst``, ``cli``), never for a public function: importing a
+sub-package binds its name on this module, which would replace a function of that name.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import (
     CorruptPstError,
     DatabaseError,
     InputError,
     ManifestError,
+    MissingDependencyError,
     NotAPstError,
     PstfastError,
     StorageError,
     TransientError,
     UsageError,
+    WorkerDiedError,
 )
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from .db.migrate import MigrateResult, migrate
+    from .enrich.dedupe import DedupeResult, dedupe
+    from .enrich.index import IndexResult, index
+    from .enrich.search import SearchHit, search
+    from .enrich.thread import ThreadResult, thread
+    from .extraction.run import extract
+    from .extraction.warmup import warm_up
+    from .loading.load import LoadResult, load
+    from .manifest import Manifest, read_manifest, verify_manifest
+    from .pipeline.runner import RunResult, StageTiming, run
+    from .pipeline.sqs import SubmitResult, submit
+    from .pipeline.stage import StageOutcome, run_stage
+    from .pst.peers import Report as InspectReport
+    from .pst.peers import inspect_pst
+    from .synthetic.corpus import SynthOptions, SynthResult, synth
+    from .synthetic.damage import DamagedVariant, damage
 
-# public name -> module that defines it (imported on first use)
-_LAZY = {
-    "synth": "pstfast.synthetic",
-    "damage": "pstfast.faults",
-    "inspect_pst": "pstfast.inspect",
-    "extract": "pstfast.extractor",
-    "Manifest": "pstfast.manifest",
-    "read_manifest": "pstfast.manifest",
-    "verify_manifest": "pstfast.manifest",
-    # module names differ from the function names on purpose: importing pstfast.load
-    # would otherwise replace the function pstfast.load with the module
-    "load": "pstfast.loader",
-    "thread": "pstfast.threader",
-    "dedupe": "pstfast.deduper",
-    "index": "pstfast.indexer",
-    "search": "pstfast.searcher",
-    "migrate": "pstfast.migrations",
-    "run_stage": "pstfast.stages",
-    "run": "pstfast.runner",
-    "submit": "pstfast.queue",
-    "warm_up": "pstfast.jit",
+# public name -> (module, name there), imported on first use
+_LAZY: dict[str, tuple[str, str]] = {
+    name: (module, name)
+    for module, names in {
+        "pstfast.synthetic.corpus": ["synth", "SynthOptions", "SynthResult"],
+        "pstfast.synthetic.damage": ["damage", "DamagedVariant"],
+        "pstfast.pst.peers": ["inspect_pst"],
+        "pstfast.extraction.run": ["extract"],
+        "pstfast.extraction.warmup": ["warm_up"],
+        "pstfast.manifest": ["Manifest", "read_manifest", "verify_manifest"],
+        "pstfast.loading.load": ["load", "LoadResult"],
+        "pstfast.enrich.thread": ["thread", "ThreadResult"],
+        "pstfast.enrich.dedupe": ["dedupe", "DedupeResult"],
+        "pstfast.enrich.index": ["index", "IndexResult"],
+        "pstfast.enrich.search": ["search", "SearchHit"],
+        "pstfast.db.migrate": ["migrate", "MigrateResult"],
+        "pstfast.pipeline.stage": ["run_stage", "StageOutcome"],
+        "pstfast.pipeline.runner": ["run", "RunResult", "StageTiming"],
+        "pstfast.pipeline.sqs": ["submit", "SubmitResult"],
+    }.items()
+    for name in names
 }
+_LAZY["InspectReport"] = ("pstfast.pst.peers", "Report")
 
 __all__ = [
     "__version__",
-    "CorruptPstError",
-    "DatabaseError",
-    "InputError",
-    "ManifestError",
-    "NotAPstError",
+    # stages and the pipeline
+    "extract",
+    "load",
+    "thread",
+    "dedupe",
+    "index",
+    "search",
+    "run",
+    "run_stage",
+    "submit",
+    "migrate",
+    "warm_up",
+    # PST files
+    "synth",
+    "damage",
+    "inspect_pst",
+    # results
+    "Manifest",
+    "read_manifest",
+    "verify_manifest",
+    "LoadResult",
+    "ThreadResult",
+    "DedupeResult",
+    "IndexResult",
+    "SearchHit",
+    "MigrateResult",
+    "RunResult",
+    "StageTiming",
+    "StageOutcome",
+    "SubmitResult",
+    "SynthOptions",
+    "SynthResult",
+    "DamagedVariant",
+    "InspectReport",
+    # errors
     "PstfastError",
-    "StorageError",
-    "TransientError",
+    "InputError",
+    "NotAPstError",
+    "CorruptPstError",
+    "ManifestError",
     "UsageError",
-    *_LAZY,
+    "MissingDependencyError",
+    "TransientError",
+    "StorageError",
+    "DatabaseError",
+    "WorkerDiedError",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    target = _LAZY.get(name)
+    if target is None:
         raise AttributeError(f"module 'pstfast' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    value = getattr(import_module(target[0]), target[1])
     globals()[name] = value
     return value
 

@@ -9,14 +9,27 @@ The split between terminal and transient errors is what every retry policy keys 
     │   ├── CorruptPstError   a PST whose header or B-trees cannot be read
     │   ├── ManifestError     an output folder whose manifest/checksums do not verify
     │   └── UsageError        bad arguments (negative counts, unwritable paths, ...)
+    │       └── MissingDependencyError   an optional extra is not installed
     └── TransientError        retry with backoff: storage, network, database
         ├── StorageError      S3 / filesystem I/O failed
-        └── DatabaseError     PostgreSQL unavailable or the connection dropped
+        ├── DatabaseError     PostgreSQL unavailable or the connection dropped
+        └── WorkerDiedError   an extract worker process died (OOM killer, SIGKILL)
 
-Every message says what failed, where, and what to do about it.
+Every message says what failed, where, and what to do about it. :func:`exit_code` maps an
+exception to the command line's exit code; anything that is not a :class:`PstfastError`
+is a bug (exit 1).
 """
 
 from __future__ import annotations
+
+#: exit codes of the ``pstfast`` command (sysexits.h where one fits)
+EXIT_OK = 0
+EXIT_BUG = 1
+EXIT_USAGE = 2
+EXIT_INPUT = 65  # EX_DATAERR
+EXIT_TRANSIENT = 75  # EX_TEMPFAIL
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class PstfastError(Exception):
@@ -75,3 +88,28 @@ class DatabaseError(TransientError):
     """PostgreSQL was unreachable or the connection dropped."""
 
     kind = "database"
+
+
+class WorkerDiedError(TransientError):
+    """An extract worker process died (killed by a signal or the OOM killer): not the PST's fault."""
+
+    kind = "worker_died"
+
+
+class MissingDependencyError(UsageError):
+    """An optional dependency is not installed: the message names the extra to install."""
+
+    kind = "missing_dependency"
+
+
+def exit_code(exc: BaseException) -> int:
+    """The ``pstfast`` exit code for *exc*: 2 usage, 65 bad input, 75 transient, 1 a bug."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, InputError):
+        return EXIT_INPUT
+    if isinstance(exc, TransientError):
+        return EXIT_TRANSIENT
+    return EXIT_BUG

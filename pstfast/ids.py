@@ -9,13 +9,34 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
+
+from .errors import UsageError
 
 #: fixed namespace for every pstfast UUIDv5 (never change: ids are stored in databases)
 NAMESPACE = uuid.UUID("6f1c3a52-2b8e-5d3f-9a41-7c0e5b2d8f10")
 
 
 _NAMESPACE_BYTES = NAMESPACE.bytes
+
+#: the one rule for every identifier that comes from outside (CLI, library, queue body) and
+#: becomes part of a path, an object key or a query: 1-64 of letters, digits, '.', '_', '-',
+#: starting with a letter or digit (so never '..', never an option like '-x', never a NUL)
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_identifier(value: object, what: str = "pst_file_id") -> str:
+    """*value* as a valid identifier, else :class:`UsageError` saying what is allowed.
+
+    Raises:
+        UsageError: *value* is not a string of 1-64 letters, digits, '.', '_' or '-' that
+            starts with a letter or digit.
+    """
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value) or ".." in value:
+        shown = repr(value) if not isinstance(value, str) or len(value) <= 80 else repr(value[:80]) + "..."
+        raise UsageError(f"{what} {shown}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return value
 
 
 def uuid5(name: str) -> str:

@@ -1,7 +1,7 @@
-"""Compiling pstfast's numba code before it is needed (``pstfast warm-up``).
+"""numba's on-disk cache: whether pstfast's compiled code is in it.
 
-Two sets of compiled code: the per-row kernels (:mod:`pstfast.kernels`) and the PST read
-path (:mod:`pstfast.pst.compiled`). numba keeps both in its on-disk cache
+Two sets of compiled code: the per-row kernels (:mod:`pstfast.extraction.kernels`) and the PST read
+path (:mod:`pstfast.pst.compiled`); :mod:`pstfast.extraction.warmup` compiles both. numba keeps both in its on-disk cache
 (``NUMBA_CACHE_DIR``, else ``__pycache__`` next to the source). The kernels compile on
 first use by a large batch; the read path only ever runs from the cache, since compiling
 it (15-60 s) costs more than it saves on one PST of 100,000 messages. Warming up once per
@@ -23,12 +23,3 @@ def in_cache(dispatchers: Iterable[Any]) -> bool:
         return all(d._cache._cache_file._load_index() for d in dispatchers)
     except (AttributeError, OSError, EOFError, ValueError, pickle.UnpicklingError):
         return False  # numba's cache internals moved, or a damaged index: treated as not cached
-
-
-def warm_up() -> dict[str, float]:
-    """Compile (or load from numba's on-disk cache) the kernels and the compiled PST reader;
-    return the seconds each took."""
-    from . import kernels
-    from .pst import compiled
-
-    return {"kernels": kernels.warm_up(), "reader": compiled.warm_up()}

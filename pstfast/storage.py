@@ -44,14 +44,24 @@ def output_prefix(root: str | os.PathLike[str], pst_file_id: str) -> str:
 
 
 def _s3() -> Any:
-    import s3fs  # heavy: only when an s3:// URL is used
+    from .extras import require
+
+    s3fs = require("s3fs", "reading and writing s3:// URLs")  # heavy: only when an s3:// URL is used
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     client_kwargs = {"endpoint_url": endpoint} if endpoint else {}
     return s3fs.S3FileSystem(client_kwargs=client_kwargs)
 
 
+#: what botocore says when no credentials are configured: a setup problem, not a transient one
+NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "NoRegionError")
+CREDENTIALS_HINT = ("configure AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+                    "or an instance/job role) and AWS_REGION")
+
+
 def _translate(exc: BaseException, url: str, writing: bool) -> Exception:
+    if type(exc).__name__ in NO_CREDENTIALS or "Unable to locate credentials" in str(exc):
+        return UsageError(f"{url}: no usable AWS credentials ({exc}): {CREDENTIALS_HINT}")
     if isinstance(exc, FileNotFoundError):
         if writing:  # a missing bucket or parent folder: the caller must fix the path
             return UsageError(f"{url}: cannot write: no such bucket or folder")
@@ -88,7 +98,8 @@ def open_file(url: str | os.PathLike[str], mode: str = "rb") -> Iterator[IO[Any]
 def read_bytes(url: str | os.PathLike[str]) -> bytes:
     """The whole content of *url*."""
     with open_file(url, "rb") as handle:
-        return handle.read()
+        data: bytes = handle.read()
+    return data
 
 
 def write_bytes(url: str | os.PathLike[str], data: bytes) -> None:

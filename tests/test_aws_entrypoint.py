@@ -45,13 +45,13 @@ def test_runs_pstfast(tmp_path: Path) -> None:
 
 
 def test_bad_arguments_keep_their_exit_code(tmp_path: Path) -> None:
-    proc = run_entrypoint(["stage"], tmp_path)
+    proc = run_entrypoint(["pipeline", "stage"], tmp_path)
     assert proc.returncode == 2
 
 
 @pytest.fixture(scope="module")
 def truncated_pst(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     folder = tmp_path_factory.mktemp("pst")
     good = folder / "good.pst"
@@ -64,7 +64,7 @@ def truncated_pst(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_rejected_input_exits_zero_with_rejected_manifest(truncated_pst: Path, tmp_path: Path, pg_dsn: str) -> None:
     out = tmp_path / "out"
     proc = run_entrypoint(
-        ["stage", "extract", "--pst-file-id", "bad1", "--project-id", "p", "--source", str(truncated_pst),
+        ["pipeline", "stage", "extract", "--pst-file-id", "bad1", "--project-id", "p", "--source", str(truncated_pst),
          "--out", str(out), "--db", pg_dsn], tmp_path / "scratch")
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "pst-v2" / "bad1" / "stages" / "extract" / "manifest.json").read_text())
@@ -74,7 +74,7 @@ def test_rejected_input_exits_zero_with_rejected_manifest(truncated_pst: Path, t
 def test_transient_failure_exits_75(truncated_pst: Path, tmp_path: Path) -> None:
     good = truncated_pst.parent / "good.pst"
     proc = run_entrypoint(
-        ["stage", "extract", "--pst-file-id", "g1", "--project-id", "p", "--source", str(good),
+        ["pipeline", "stage", "extract", "--pst-file-id", "g1", "--project-id", "p", "--source", str(good),
          "--out", str(tmp_path / "out"), "--db", "postgresql://pstfast@127.0.0.1:1/none?connect_timeout=2"],
         tmp_path / "scratch")
     assert proc.returncode == 75, proc.stderr

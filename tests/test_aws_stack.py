@@ -171,8 +171,8 @@ def test_moto_create_state_machine_accepts(template: dict[str, Any], moto: MotoS
 
 def test_serverless_includes_the_package_asl_files() -> None:
     text = (REPO / "serverless.yml").read_text()
-    assert "${file(./pstfast/pst_ingest_v2.asl.yaml)}" in text
-    assert "${file(./pstfast/pst_ingest_router.asl.yaml)}" in text
+    assert "${file(./pstfast/pipeline/pst_ingest_v2.asl.yaml)}" in text
+    assert "${file(./pstfast/pipeline/pst_ingest_router.asl.yaml)}" in text
 
 
 @pytest.mark.parametrize(("logical_id", "path"), [("PstIngestV2", ASL_V2), ("PstIngestRouter", ASL_ROUTER)])
@@ -229,7 +229,7 @@ def test_five_batch_stages_with_exponential_backoff_and_catch_to_dlq() -> None:
     v2 = load_asl(ASL_V2)
     tasks = batch_tasks(v2)
     commands = {name: state["Parameters"]["ContainerOverrides"]["Command.$"] for name, state in tasks.items()}
-    stage_names = [re.match(r"States\.Array\('stage', '(\w+)'", c) for c in commands.values()]
+    stage_names = [re.match(r"States\.Array\('pipeline', 'stage', '(\w+)'", c) for c in commands.values()]
     assert [m.group(1) for m in stage_names if m] == STAGES
     for name, state in tasks.items():
         (retry,) = state["Retry"]
@@ -239,7 +239,7 @@ def test_five_batch_stages_with_exponential_backoff_and_catch_to_dlq() -> None:
         assert retry["JitterStrategy"] == "FULL", name
         assert "MaxDelaySeconds" in retry, name
     # every stage: Catch -> MarkFailed (a Batch task) -> sqs:sendMessage to the DLQ -> Fail
-    for name in [n for n, c in commands.items() if c.startswith("States.Array('stage'")]:
+    for name in [n for n, c in commands.items() if c.startswith("States.Array('pipeline', 'stage'")]:
         (catch,) = tasks[name]["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"]
         assert catch["Next"] == "MarkFailed"

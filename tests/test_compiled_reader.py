@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from pst_variants import blocks, reencode_cyclic, rewrite_block
 
 from pstfast.pst import compiled
-from pstfast.reader import CompiledItem, ItemReader, list_folders
-from pstfast.synthetic import SynthOptions, synth
+from pstfast.extraction.items import CompiledItem, ItemReader, list_folders
+from pstfast.synthetic.corpus import SynthOptions, synth
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "public"
 PSTS = sorted(p.name for p in CORPUS.glob("*.pst")) if CORPUS.is_dir() else []
@@ -203,7 +203,7 @@ def test_workers_come_from_the_prestarted_fork_server(writer_pst: Path, tmp_path
     script = (
         "import json, sys\n"
         "from multiprocessing import forkserver\n"
-        "from pstfast import pool\n"
+        "from pstfast.extraction import pool\n"
         "if __name__ == '__main__':\n"
         "    alone = pool.prestart(1), forkserver._forkserver._forkserver_pid\n"
         "    started = pool.prestart(2), forkserver._forkserver._forkserver_pid\n"
@@ -286,7 +286,8 @@ def small_pst(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[tup
     return data, blocks(data)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomized so every CI run checks the same 300 cases; open-ended random damage is the fuzz harness's job
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damage=st.lists(st.tuples(st.integers(0, 1 << 40), st.integers(1, 255)), min_size=1, max_size=3))
 def test_damage_behind_valid_checksums_reads_the_same(small_pst: tuple[bytes, list[tuple[int, int, int]]],
                                                       tmp_path: Path, damage: list[tuple[int, int]]) -> None:

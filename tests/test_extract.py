@@ -17,7 +17,7 @@ import pstfast
 from pstfast import storage
 from pstfast.errors import CorruptPstError, InputError, ManifestError, NotAPstError, UsageError
 from pstfast.manifest import read_manifest, verify
-from pstfast.reader import codec_for, codepage_for_locale, Props, PT_STRING8, PT_UNICODE
+from pstfast.extraction.items import codec_for, codepage_for_locale, Props, PT_STRING8, PT_UNICODE
 from pstfast.records import ATTACHMENT_FIELDS, EMAIL_FIELDS, format_timestamp
 
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "public"
@@ -230,7 +230,7 @@ def test_a_given_pst_file_id_does_not_wait_for_the_input_hash(tmp_path: Path, mo
     import hashlib
     import threading
 
-    from pstfast import extractor
+    from pstfast.extraction import run as extractor
 
     merged = threading.Event()
     real_add, real_hash = extractor._Merger.add, extractor._hash
@@ -375,7 +375,7 @@ def test_output_failing_after_the_workers_started_fails_cleanly(tmp_path: Path) 
     """Workers start reading before the input's hash (the default pst_file_id) is known; when
     the output folder then turns out to be unusable, they are released and nothing hangs."""
     from pstfast import ids
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     pst = tmp_path / "s.pst"
     synth(pst, options=SynthOptions(messages=120, seed=4))
@@ -391,7 +391,7 @@ def test_output_failing_after_the_workers_started_fails_cleanly(tmp_path: Path) 
 
 def test_given_pst_file_id_with_workers_writes_attachments_under_the_output(tmp_path: Path, monkeypatch) -> None:
     """Workers learn the output folder after they start: with a caller's pst_file_id too."""
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     pst = tmp_path / "s.pst"
     synth(pst, options=SynthOptions(messages=200, seed=6))

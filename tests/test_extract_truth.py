@@ -19,7 +19,7 @@ ATTACHMENT_FIELDS = ("ordinal", "filename", "mime_type", "size", "sha256", "cont
 
 @pytest.fixture(scope="module")
 def synth_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[dict], list[dict], Path]:
-    synth = pytest.importorskip("pstfast.synthetic", reason="pstfast.synthetic (the PST writer) is not available")
+    synth = pytest.importorskip("pstfast.synthetic.corpus", reason="pstfast.synthetic.corpus (the PST writer) is not available")
     tmp = tmp_path_factory.mktemp("truth")
     pst, truth_path = tmp / "t.pst", tmp / "t.json"
     synth.synth(pst, options=synth.SynthOptions(messages=300, seed=11), truth=truth_path)

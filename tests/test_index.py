@@ -13,7 +13,7 @@ from conftest import make_email, table_checksum
 import pstfast
 from pstfast.cli import main
 from pstfast.errors import TransientError
-from pstfast.indexer import bulk_actions, bulk_ndjson_chunks, index_name
+from pstfast.enrich.index import bulk_actions, bulk_ndjson_chunks, index_name
 
 PHRASE = "zebracorn quintessential"
 
@@ -38,7 +38,7 @@ def test_search_finds_planted_phrase_in_exactly_its_email(tmp_path: Path, pg_dsn
     assert [str(h.email_id) for h in hits] == [rows[7]["email_id"]]
     assert len(pstfast.search("zebracorn", "p1", pg_dsn)) == 2
     assert pstfast.search(f'"{PHRASE}"', "other-project", pg_dsn) == []
-    assert main(["search", f'"{PHRASE}"', "--project", "p1", "--db", pg_dsn]) == 0
+    assert main(["search", f'"{PHRASE}"', "--project-id", "p1", "--db", pg_dsn]) == 0
     assert rows[7]["email_id"] in capsys.readouterr().out
     first = table_checksum(pg_dsn, "email_messages")
     pstfast.index(tmp_path, "pA", pg_dsn)
@@ -57,7 +57,7 @@ def test_index_fills_every_part_and_a_rerun_fills_only_what_is_missing(
         assert same == [(True,)] * 40
         conn.execute("DELETE FROM email_search WHERE email_id = %s", (rows[7]["email_id"],))
     assert pstfast.search(f'"{PHRASE}"', "p1", pg_dsn) == []
-    from pstfast.indexer import fill_search_vectors
+    from pstfast.enrich.index import fill_search_vectors
 
     assert fill_search_vectors(pg_dsn, "p1", "pA", parts=3) == 1  # only the email without an entry
     assert [str(h.email_id) for h in pstfast.search(f'"{PHRASE}"', "p1", pg_dsn)] == [rows[7]["email_id"]]

@@ -1,7 +1,7 @@
 """The numba kernels agree with their plain-Python references and with the xxhash package.
 
 Expected values in the hand-written examples are derived by hand from the rules in the
-``pstfast.kernels`` docstring; the property tests compare each batched kernel with its
+``pstfast.extraction.kernels`` docstring; the property tests compare each batched kernel with its
 one-value-at-a-time reference (and XXH3-128 with the independent ``xxhash`` C library).
 """
 
@@ -19,7 +19,7 @@ import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pstfast import kernels
+from pstfast.extraction import kernels
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -334,7 +334,7 @@ def test_cache_ready_says_whether_warm_up_would_compile(tmp_path: Path) -> None:
     # cheap, compiling is not): True once warm_up has cached them, False on a cold cache
     kernels.warm_up()
     assert kernels.cache_ready()
-    cold = subprocess.run([sys.executable, "-c", "from pstfast import kernels; print(kernels.cache_ready())"],
+    cold = subprocess.run([sys.executable, "-c", "from pstfast.extraction import kernels; print(kernels.cache_ready())"],
                           env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}, capture_output=True, text=True,
                           check=True)
     assert cold.stdout.strip() == "False"

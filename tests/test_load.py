@@ -13,7 +13,7 @@ from conftest import corpus_pst, make_attachment, make_email, table_checksum
 
 import pstfast
 from pstfast.errors import DatabaseError, ManifestError
-from pstfast.loader import staging_tables
+from pstfast.loading.load import staging_tables
 
 TABLES = ("email_messages", "email_attachments")
 
@@ -239,7 +239,7 @@ def test_connection_killed_mid_upsert(tmp_path: Path, pg_dsn: str, pg_server_dsn
 
 
 def test_load_real_extract_output(tmp_path: Path, pg_dsn: str) -> None:
-    from pstfast.extractor import extract
+    from pstfast.extraction.run import extract
 
     for name in ("pstsdk-submessage.pst", "pstsdk-test_unicode.pst", "hiraoka-contacts.pst"):
         pst = corpus_pst(name)
@@ -276,7 +276,7 @@ def test_bodies_are_compressed_as_configured(tmp_path: Path, pg_dsn: str, write_
                                              monkeypatch: pytest.MonkeyPatch, path: str, choice: str) -> None:
     """Long bodies are stored with lz4 when the server offers it (``auto``; the embedded
     server does not, Aurora does), with pglz when asked; a rerun keeps them as they are."""
-    from pstfast import loader
+    from pstfast.loading import load as loader
 
     if path == "pipelined":  # the second connection COPYs, in parts
         monkeypatch.setattr(loader, "PIPELINE_MIN_BYTES", 0)

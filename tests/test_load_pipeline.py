@@ -17,7 +17,7 @@ from test_extract_s3 import s3_endpoint  # noqa: F401 (the moto S3 server fixtur
 from test_load import _backend_pid, _load_in_thread, _staging_exists, _status
 
 import pstfast
-from pstfast import loader
+from pstfast.loading import load as loader
 from pstfast.errors import DatabaseError, ManifestError
 
 TABLES = ("email_messages", "email_attachments")

@@ -101,7 +101,7 @@ def test_dashboard_builds_from_results(smoke_json: Path, tmp_path: Path) -> None
     data = json.loads(smoke_json.read_text())
     (results / "run1.json").write_text(json.dumps(data))
     (results / "run2.json").write_text(json.dumps(data))
-    proc = subprocess.run([sys.executable, "-m", "pstfast.cli", "perf-dashboard", "--results", str(results)],
+    proc = subprocess.run([sys.executable, "-m", "pstfast.cli", "dev", "perf-dashboard", "--results", str(results)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = results / "dashboard"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from pstfast import metrics, runner, stagelog
+from pstfast.log import JsonFormatter
+from pstfast.pipeline import metrics, runner, stagelog
 
 
 def test_emf_line_shape() -> None:
@@ -28,7 +30,7 @@ def test_metrics_without_bytes_or_time_are_left_out() -> None:
 
 
 def test_emf_from_a_real_stage_manifest(tmp_path: Path, pg_dsn: str) -> None:
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     pst = tmp_path / "m.pst"
     synth(pst, options=SynthOptions(messages=10, seed=4))
@@ -38,7 +40,15 @@ def test_emf_from_a_real_stage_manifest(tmp_path: Path, pg_dsn: str) -> None:
         report = stagelog.read_stage_manifest(str(tmp_path / "out"), result.pst_file_id, stage)
         assert report is not None and report.metrics.get("rows") is not None, stage
         buf = io.StringIO()
-        metrics.emit(report, buf)
+        handler = logging.StreamHandler(buf)
+        handler.setFormatter(JsonFormatter())
+        logger = logging.getLogger("pstfast.pipeline.metrics")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            metrics.emit(report)
+        finally:
+            logger.removeHandler(handler)
         (line,) = buf.getvalue().splitlines()
         doc = json.loads(line)
         assert doc["Stage"] == stage and doc["Rows"] == report.metrics["rows"]

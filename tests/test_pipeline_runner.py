@@ -20,14 +20,14 @@ import pytest
 import yaml
 
 from pipeline_support import ASL_V2, REPO
-from pstfast import asl, runner, stagelog
+from pstfast.pipeline import asl, runner, stagelog
 from pstfast.cli import main as cli_main
 
 STAGES = ["extract", "load", "thread", "dedupe", "index"]
 
 
 def raw_asl() -> dict[str, Any]:
-    """The definition parsed here, independently of pstfast.asl."""
+    """The definition parsed here, independently of pstfast.pipeline.asl."""
     return yaml.safe_load(ASL_V2.read_text())
 
 
@@ -36,7 +36,7 @@ def raw_asl() -> dict[str, Any]:
 
 def test_runner_loads_the_same_file_serverless_deploys() -> None:
     assert asl.load_definition() == raw_asl()
-    assert "${file(./pstfast/pst_ingest_v2.asl.yaml)}" in (REPO / "serverless.yml").read_text()
+    assert "${file(./pstfast/pipeline/pst_ingest_v2.asl.yaml)}" in (REPO / "serverless.yml").read_text()
 
 
 def test_stage_order_comes_from_the_state_machine() -> None:
@@ -61,7 +61,7 @@ def _simulated_batch(fail: dict[str, int]) -> tuple[dict[str, Any], list[list[st
     def batch(params: dict[str, Any]) -> dict[str, Any]:
         argv = params["ContainerOverrides"]["Command"]
         calls.append(argv)
-        name = argv[1] if argv[0] == "stage" else argv[0]
+        name = argv[2] if argv[1] == "stage" else argv[1]
         if fail.get(name, 0) > 0:
             fail[name] -= 1
             raise asl.TaskFailed("States.TaskFailed", f"{name}: exit 75")
@@ -89,9 +89,9 @@ def test_backoff_waits_follow_the_asl_retry_policy() -> None:
     want = [expect.uniform(0, min(spec["IntervalSeconds"] * spec["BackoffRate"] ** n, spec["MaxDelaySeconds"]))
             for n in range(2)]
     assert waits == pytest.approx(want)
-    assert [c[1] for c in calls if c[0] == "stage"] == ["extract", "load", "load", "load", "thread", "dedupe", "index"]
+    assert [c[2] for c in calls if c[1] == "stage"] == ["extract", "load", "load", "load", "thread", "dedupe", "index"]
     # the command is the one each Batch job runs
-    assert calls[0] == ["stage", "extract", "--pst-file-id", "abc", "--project-id", "7",
+    assert calls[0] == ["pipeline", "stage", "extract", "--pst-file-id", "abc", "--project-id", "7",
                         "--source", "s3://d/project_7/pst/abc/a.pst", "--out", "s3://p"]
 
 
@@ -101,9 +101,9 @@ def test_retries_exhausted_go_to_mark_failed_then_dlq_then_fail() -> None:
     execution = asl.execute(raw_asl(), JOB, handlers, sleep=waits.append, rng=random.Random(1))
     max_attempts = raw_asl()["States"]["Thread"]["Retry"][0]["MaxAttempts"]
     assert execution.status == "FAILED" and execution.error == "pstfast.Failed"
-    assert sum(1 for c in calls if c[:2] == ["stage", "thread"]) == max_attempts + 1
+    assert sum(1 for c in calls if c[:3] == ["pipeline", "stage", "thread"]) == max_attempts + 1
     assert len(waits) == max_attempts
-    assert calls[-1][0] == "mark-failed"
+    assert calls[-1][:2] == ["pipeline", "mark-failed"]
     visited = [e.state for e in execution.events if e.kind == "entered"]
     assert visited[-3:] == ["MarkFailed", "SendToDLQ", "Failed"]
 
@@ -115,7 +115,7 @@ def test_changing_the_file_changes_the_runner() -> None:
     handlers, calls = _simulated_batch({"load": 5})
     execution = asl.execute(definition, JOB, handlers, sleep=lambda s: None)
     assert execution.status == "FAILED"
-    assert sum(1 for c in calls if c[:2] == ["stage", "load"]) == 2
+    assert sum(1 for c in calls if c[:3] == ["pipeline", "stage", "load"]) == 2
 
 
 # --- the real pipeline on one machine ---------------------------------------------------
@@ -123,7 +123,7 @@ def test_changing_the_file_changes_the_runner() -> None:
 
 @pytest.fixture(scope="module")
 def demo_pst(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     folder = tmp_path_factory.mktemp("pst")
     path, truth = folder / "demo.pst", folder / "truth.json"
@@ -204,8 +204,8 @@ def test_transient_failures_are_retried_with_backoff(demo_pst: tuple[Path, dict[
     failures = {"load": 2}
 
     def flaky(argv: Sequence[str]) -> int:
-        if argv[0] == "stage" and failures.get(argv[1], 0) > 0:
-            failures[argv[1]] -= 1
+        if argv[:2] == ["pipeline", "stage"] and failures.get(argv[2], 0) > 0:
+            failures[argv[2]] -= 1
             return 75  # what a stage exits with on a transient fault
         return cli_main(list(argv))
 
@@ -269,7 +269,7 @@ def test_transient_failure_that_never_clears_marks_the_pst_failed(
 
     def load_on_a_dead_database(argv: Sequence[str]) -> int:
         argv = list(argv)
-        if argv[:2] == ["stage", "load"]:
+        if argv[:3] == ["pipeline", "stage", "load"]:
             argv[argv.index("--db") + 1] = dead_db
         return cli_main(argv)
 

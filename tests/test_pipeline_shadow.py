@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 
-from pstfast import shadow, storage
+from pstfast.pipeline import shadow
+from pstfast import storage
 from pstfast.cli import main as cli_main
 
 
 @pytest.fixture(scope="module")
 def writer_pst(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
-    from pstfast.extractor import extract
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.extraction.run import extract
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     folder = tmp_path_factory.mktemp("shadow")
     pst, truth = folder / "s.pst", folder / "s.json"
@@ -28,7 +29,7 @@ def writer_pst(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
 def test_writer_pst_shows_no_difference(writer_pst: tuple[Path, dict[str, Any], str],
                                         capsys: pytest.CaptureFixture[str]) -> None:
     pst, truth, _ = writer_pst
-    assert cli_main(["shadow", str(pst)]) == 0
+    assert cli_main(["dev", "shadow", str(pst)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("shadow: MATCH")
     report = shadow.shadow(str(pst))
@@ -53,7 +54,7 @@ def test_altered_v2_output_is_reported(writer_pst: tuple[Path, dict[str, Any], s
     with gzip.open(bad / "emails.ndjson.gz", "wt", encoding="utf-8") as sink:
         sink.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in altered)
 
-    assert cli_main(["shadow", str(pst), "--v2-out", str(bad)]) == 1
+    assert cli_main(["dev", "shadow", str(pst), "--v2-out", str(bad)]) == 1
     assert "MISMATCH" in capsys.readouterr().out
     report = shadow.shadow(str(pst), v2_prefix=str(bad))
     assert not report.ok

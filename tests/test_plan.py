@@ -1,9 +1,9 @@
-"""The shard planner: boundaries derived by hand from the rules in ``pstfast.plan``."""
+"""The shard planner: boundaries derived by hand from the rules in ``pstfast.extraction.plan``."""
 
 from __future__ import annotations
 
-from pstfast.plan import MAX_SHARD_ITEMS, plan_shards, shard_size, summary
-from pstfast.reader import FolderInfo
+from pstfast.extraction.plan import MAX_SHARD_ITEMS, plan_shards, shard_size, summary
+from pstfast.extraction.items import FolderInfo
 
 
 def _folders(*counts: int) -> list[FolderInfo]:

@@ -170,7 +170,7 @@ def test_random_damage_raises_only_corrupt_pst_error(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def synth_pst(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     folder = tmp_path_factory.mktemp("pst_reader")
     pst, truth = folder / "s.pst", folder / "s.json"
@@ -242,7 +242,7 @@ def test_synth_subjects_and_attachment_order_agree_with_pypff(synth_pst: tuple[P
 
 def test_contents_tables_agree_with_pypff(tmp_path: Path) -> None:
     """Large tables: a multi-level row index, a row matrix in a subnode, heaps over many blocks."""
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     pst = tmp_path / "big.pst"
     synth(pst, options=SynthOptions(messages=1000, seed=5, folders=1, attachment_rate=0, embedded_rate=0,

@@ -4,6 +4,7 @@ PostgreSQL, with a writer-made PST uploaded under ``project_<id>/pst/<pst_file_i
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import psycopg
 import pytest
 
 from pipeline_support import MotoServer
-from pstfast import queue
+from pstfast.pipeline import sqs as queue
 from pstfast.cli import main as cli_main
 
 PROJECT = "7"
@@ -51,7 +52,7 @@ def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def pst_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     path = tmp_path_factory.mktemp("pst") / "mailbox.pst"
     synth(path, options=SynthOptions(messages=40, seed=3))
@@ -101,7 +102,7 @@ def test_submit_worker_end_to_end(aws: dict[str, Any], pst_bytes: bytes, pg_dsn:
     assert body["pst_file_id"] == pst_file_id and body["project_id"] == PROJECT and body["source"] == source
 
     out = f"s3://{aws['pipeline']}"
-    stats = queue.worker(aws["queue"], out=out, db=pg_dsn, max_jobs=1, idle_exit=5, log=lambda m: None)
+    stats = queue.consume(aws["queue"], out=out, db=pg_dsn, max_jobs=1, idle_exit=5)
     assert (stats.received, stats.succeeded, stats.failed, stats.released) == (1, 1, 0, 0)
     listing = aws["s3"].list_objects_v2(Bucket=aws["pipeline"], Prefix=f"pst-v2/{pst_file_id}/")
     keys = {o["Key"] for o in listing["Contents"]}
@@ -137,8 +138,8 @@ def test_truncated_pst_is_rejected_to_the_dlq(aws: dict[str, Any], pst_bytes: by
     pst_file_id, source = upload(aws, pst_bytes[: len(pst_bytes) // 3], "truncated.pst")
     queue.submit(PROJECT, source, queue_url=aws["queue"])
     waits: list[float] = []
-    stats = queue.worker(aws["queue"], out=f"s3://{aws['pipeline']}", db=pg_dsn, max_jobs=1, idle_exit=5,
-                         sleep=waits.append, log=lambda m: None)
+    stats = queue.consume(aws["queue"], out=f"s3://{aws['pipeline']}", db=pg_dsn, max_jobs=1, idle_exit=5,
+                         sleep=waits.append)
     assert (stats.received, stats.succeeded, stats.failed) == (1, 0, 1)
     assert waits == [], "a bad input must not burn retries"
     (result,) = stats.results
@@ -152,8 +153,8 @@ def test_truncated_pst_is_rejected_to_the_dlq(aws: dict[str, Any], pst_bytes: by
 
 
 def test_legacy_route_sends_nothing(aws: dict[str, Any], pg_dsn: str) -> None:
-    from pstfast.db import connection
-    from pstfast.migrations import apply_migrations
+    from pstfast.db.connect import connection
+    from pstfast.db.migrate import apply_migrations
 
     with connection(pg_dsn) as conn:
         apply_migrations(conn)
@@ -167,7 +168,7 @@ def test_legacy_route_sends_nothing(aws: dict[str, Any], pg_dsn: str) -> None:
 
 
 def test_worker_idle_exit_on_empty_queue(aws: dict[str, Any], tmp_path: Path) -> None:
-    stats = queue.worker(aws["queue"], out=str(tmp_path), max_jobs=None, idle_exit=1, log=lambda m: None)
+    stats = queue.consume(aws["queue"], out=str(tmp_path), max_jobs=None, idle_exit=1)
     assert stats.received == 0
 
 
@@ -193,10 +194,11 @@ def test_s3_outage_is_retried_with_backoff(aws: dict[str, Any], pst_bytes: bytes
 
         events: list[str] = []
 
-        def log(message: str) -> None:
-            if message.startswith("pstfast stage load") and "outage" not in events:
-                servers[-1].stop()  # S3 refuses connections from now on
-                events.append("outage")
+        class StopS3WhenLoadStarts(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.getMessage().startswith("pstfast pipeline stage load") and "outage" not in events:
+                    servers[-1].stop()  # S3 refuses connections from now on
+                    events.append("outage")
 
         def backoff(seconds: float) -> None:
             events.append(f"backoff {seconds:.3f}")
@@ -205,8 +207,16 @@ def test_s3_outage_is_retried_with_backoff(aws: dict[str, Any], pst_bytes: bytes
                 servers[-1].start()
                 events.append("restored")
 
-        stats = queue.worker(aws["queue"], out=f"s3://{aws['pipeline']}", db=pg_dsn, max_jobs=1, idle_exit=5,
-                             sleep=backoff, log=log)
+        runner_log = logging.getLogger("pstfast.pipeline.runner")
+        hook, level = StopS3WhenLoadStarts(), runner_log.level
+        runner_log.addHandler(hook)
+        runner_log.setLevel(logging.DEBUG)  # the runner names each stage command at debug level
+        try:
+            stats = queue.consume(aws["queue"], out=f"s3://{aws['pipeline']}", db=pg_dsn, max_jobs=1, idle_exit=5,
+                                  sleep=backoff)
+        finally:
+            runner_log.removeHandler(hook)
+            runner_log.setLevel(level)
         assert (stats.received, stats.succeeded, stats.released) == (1, 1, 0), events
         assert events[0] == "outage" and events[1].startswith("backoff") and events[2] == "restored"
         (result,) = stats.results

@@ -1,7 +1,7 @@
 """pstfast's own PST reader against libpff: the same folders, the same items, the same fields.
 
 The extract stage reads with :mod:`pstfast.pst.reader`; libpff (pypff) is the reference.
-Both feed the same field logic (:class:`pstfast.reader.ItemReader`), so every
+Both feed the same field logic (:class:`pstfast.extraction.items.ItemReader`), so every
 ``ReadMessage`` (every field, recipient, attachment byte and embedded message) must be
 equal whichever reader produced it, on every corpus file and on a writer-made PST, ANSI
 and Unicode, permute-encoded and unencoded.
@@ -16,7 +16,7 @@ from typing import Any
 import pypff
 import pytest
 
-from pstfast.reader import ItemReader, list_folders, open_pypff
+from pstfast.extraction.items import ItemReader, list_folders, open_pypff
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "public"
 PSTS = sorted(p.name for p in CORPUS.glob("*.pst")) if CORPUS.is_dir() else []
@@ -56,7 +56,7 @@ def test_corpus_items_equal_libpff(name: str) -> None:
 
 
 def test_writer_pst_items_equal_libpff(tmp_path: Path) -> None:
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     pst = tmp_path / "s.pst"
     synth(pst, options=SynthOptions(messages=400, seed=11, embedded_rate=0.2))
@@ -100,7 +100,7 @@ def test_extract_with_libpff_gives_the_same_bytes(name: str, tmp_path: Path) -> 
 
 
 def test_extract_with_libpff_on_a_writer_pst_two_workers(tmp_path: Path) -> None:
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     pst = tmp_path / "s.pst"
     synth(pst, options=SynthOptions(messages=300, seed=12, embedded_rate=0.2))

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pstfast.faults import _pages, damage
+from pstfast.synthetic.damage import _pages, damage
 from pstfast.errors import CorruptPstError, UsageError
-from pstfast.inspect import libpff_summary, readpst_summary
-from pstfast.synthetic import SynthOptions, synth
+from pstfast.pst.peers import libpff_summary, readpst_summary
+from pstfast.synthetic.corpus import SynthOptions, synth
 
 sys.path.insert(0, str(Path(__file__).parent))
 import pffread  # noqa: E402
@@ -179,7 +179,7 @@ def test_ids_by_folder_with_a_folder_made_after_the_first_message(tmp_path: Path
     spill block, and both readers still file every message where it was added."""
     import datetime as dt
 
-    from pstfast.pst.writer import Message, PstWriter
+    from pstfast.pst.write.messaging import Message, PstWriter
 
     when = dt.datetime(2021, 3, 4, 5, 6, 7)
     path = tmp_path / "late.pst"
@@ -338,7 +338,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_synth_writes_truth_and_damaged_variants(tmp_path: Path) -> None:
-    proc = _cli("synth", str(tmp_path / "x.pst"), "--messages", "40", "--seed", "3",
+    proc = _cli("dev", "synth", str(tmp_path / "x.pst"), "--messages", "40", "--seed", "3",
                 "--truth", str(tmp_path / "x.json"), "--damaged", str(tmp_path / "bad"))
     assert proc.returncode == 0, proc.stderr
     assert "40 messages" in proc.stdout or "41 messages" in proc.stdout or "messages in" in proc.stdout
@@ -347,7 +347,7 @@ def test_cli_synth_writes_truth_and_damaged_variants(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == [
         "x.broken_btree.pst", "x.flipped_block.pst", "x.truncated.pst"
     ]
-    by_folder = _cli("synth", str(tmp_path / "y.pst"), "--messages", "40", "--seed", "3", "--ids-by-folder")
+    by_folder = _cli("dev", "synth", str(tmp_path / "y.pst"), "--messages", "40", "--seed", "3", "--ids-by-folder")
     assert by_folder.returncode == 0, by_folder.stderr
     # the same messages, other node ids: not the same bytes
     assert libpff_summary(tmp_path / "y.pst").folders == libpff_summary(tmp_path / "x.pst").folders
@@ -362,17 +362,17 @@ def test_cli_synth_writes_truth_and_damaged_variants(tmp_path: Path) -> None:
     ],
 )
 def test_cli_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
-    proc = _cli("synth", str(tmp_path / "x.pst"), *args)
+    proc = _cli("dev", "synth", str(tmp_path / "x.pst"), *args)
     assert proc.returncode == 2
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_cli_unwritable_path_exits_2(tmp_path: Path) -> None:
-    proc = _cli("synth", str(tmp_path / "missing" / "x.pst"), "--messages", "5")
+    proc = _cli("dev", "synth", str(tmp_path / "missing" / "x.pst"), "--messages", "5")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
-    proc = _cli("synth", str(tmp_path), "--messages", "5")
+    proc = _cli("dev", "synth", str(tmp_path), "--messages", "5")
     assert proc.returncode == 2 and "it is a folder" in proc.stderr
 
 

@@ -107,8 +107,8 @@ def test_threads_do_not_depend_on_load_order(tmp_path: Path, pg_dsn: str, pg_ser
 
 
 def _ingest_synth(tmp_path: Path, dsn: str, messages: int, seed: int, pst_ids: tuple[str, ...]) -> dict:
-    from pstfast.extractor import extract
-    from pstfast.synthetic import SynthOptions, synth
+    from pstfast.extraction.run import extract
+    from pstfast.synthetic.corpus import SynthOptions, synth
 
     pst = tmp_path / "s.pst"
     synth(pst, options=SynthOptions(messages=messages, seed=seed), truth=tmp_path / "truth.json")

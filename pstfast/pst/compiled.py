@@ -29,7 +29,7 @@ from operator import itemgetter
 import numpy as np
 from numba import njit
 
-from .ndb import crc32
+from .crc import crc32
 from .reader import _MPBB_I, _MPBB_R, _MPBB_S, PstReader, _Node
 
 __all__ = ["CompiledMessage", "CompiledReader", "cache_ready", "warm_up"]

@@ -10,7 +10,7 @@ of items), and a worker's memory stays flat (:meth:`PstReader.release_pages`).
 
 Two views: the raw one the extract stage uses (:meth:`PstReader.raw_properties`,
 :meth:`~PstReader.raw_rows`: values as stored, only the properties asked for, decoded by
-``pstfast.reader``), and a decoded one (:meth:`~PstReader.properties`,
+``pstfast.extraction.items``), and a decoded one (:meth:`~PstReader.properties`,
 :meth:`~PstReader.table_rows`, :meth:`~PstReader.embedded_messages`) that the tests check
 against libpff, readpst and the writer's ground truth.
 
@@ -33,7 +33,31 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import CorruptPstError, NotAPstError
-from .ndb import crc32
+from .crc import crc32
+from .props import (
+    ATTACH_EMBEDDED_MSG,
+    MV_FLAG,
+    NID_ATTACHMENT_TABLE,
+    NID_RECIPIENT_TABLE,
+    PR_ATTACH_DATA,
+    PR_ATTACH_METHOD,
+    PT_APPTIME,
+    PT_BINARY,
+    PT_BOOLEAN,
+    PT_CLSID,
+    PT_CURRENCY,
+    PT_DOUBLE,
+    PT_ERROR,
+    PT_FLOAT,
+    PT_LONG,
+    PT_LONGLONG,
+    PT_OBJECT,
+    PT_SHORT,
+    PT_STRING8,
+    PT_SYSTIME,
+    PT_UNICODE,
+)
+from .props import tag as prop_tag
 
 __all__ = ["EmbeddedAttachment", "EmbeddedMessage", "PstReader", "clean_subject"]
 
@@ -58,21 +82,14 @@ _MPBB_I = bytes(_MPBB_R.index(i) for i in range(256))
 
 CRYPT_NONE, CRYPT_PERMUTE, CRYPT_CYCLIC = 0, 1, 2
 
-NID_ATTACHMENT_TABLE = 0x671
-NID_RECIPIENT_TABLE = 0x692
 
-TAG_ATTACH_DATA_BINARY = 0x37010102
-TAG_ATTACH_DATA_OBJECT = 0x3701000D
-TAG_ATTACH_METHOD = 0x37050003
-ATTACH_EMBEDDED_MSG = 5
+TAG_ATTACH_DATA_BINARY = prop_tag(PR_ATTACH_DATA, PT_BINARY)
+TAG_ATTACH_DATA_OBJECT = prop_tag(PR_ATTACH_DATA, PT_OBJECT)
+TAG_ATTACH_METHOD = prop_tag(PR_ATTACH_METHOD, PT_LONG)
 
 _MAX_DEPTH = 16  # nesting of embedded messages; deeper means a cycle in a damaged file
 
 # property types (MS-OXCDATA 2.11.1)
-PT_SHORT, PT_LONG, PT_FLOAT, PT_DOUBLE, PT_CURRENCY, PT_APPTIME = 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
-PT_ERROR, PT_BOOLEAN, PT_OBJECT, PT_LONGLONG = 0x0A, 0x0B, 0x0D, 0x14
-PT_STRING8, PT_UNICODE, PT_SYSTIME, PT_CLSID, PT_SVREID, PT_BINARY = 0x1E, 0x1F, 0x40, 0x48, 0xFB, 0x102
-MV_FLAG = 0x1000
 
 # fixed-size types and their sizes; everything else is variable-size (stored behind an HNID)
 _FIXED = {
@@ -183,7 +200,7 @@ def _decrypt_cyclic(data: bytes, key: int) -> bytes:
     w = (((key ^ (key >> 16)) & 0xFFFF) + np.arange(len(b), dtype=np.int32)) & 0xFFFF
     lo, hi = w & 0xFF, w >> 8
     b = inv[(s[(r[(b + lo) & 0xFF] + hi) & 0xFF] - hi) & 0xFF]
-    return ((b - lo) & 0xFF).astype(np.uint8).tobytes()
+    return bytes(((b - lo) & 0xFF).astype(np.uint8).tobytes())
 
 
 _PERMUTE_TABLE = bytes.maketrans(bytes(range(256)), _MPBB_I)
@@ -236,7 +253,8 @@ class _Node:
             raise CorruptPstError(f"{self.where()}: heap signature 0x{sig:02X}, expected 0xEC")
         if client != client_sig:
             raise CorruptPstError(f"{self.where()}: heap client signature 0x{client:02X}, expected 0x{client_sig:02X}")
-        return struct.unpack_from("<I", blocks[0], 4)[0]
+        root: int = struct.unpack_from("<I", blocks[0], 4)[0]
+        return root
 
     def page_map(self, block: int) -> tuple[int, ...]:
         """The allocation offsets of heap block *block* (its HNPAGEMAP)."""
@@ -522,6 +540,7 @@ class PstReader:
         w = self._id
         # entry layouts (MS-PST 2.2.2.7.7): BTENTRY key, BREF(bid, ib); NBTENTRY nid, bidData,
         # bidSub, nidParent; BBTENTRY BREF(bid, ib), cb, cRef
+        want: tuple[int, ...]
         if level > 0:
             layout, want = ("<QQQ", (0, 2)) if w == 8 else ("<III", (0, 2))
         elif ptype == 0x81:
@@ -539,7 +558,7 @@ class PstReader:
         if level > 0:
             values = [(r[want[1]], 0) for r in rows]
         else:
-            values = [(r[want[1]], r[want[2]]) for r in rows]
+            values = [(r[want[1]], r[want[2]]) for r in rows]  # type: ignore[misc]  # mypy narrows want to its first layout
         return level, keys, values
 
     def _btree_find(self, root: int, ptype: int, key: int, what: str) -> tuple[int, int] | None:

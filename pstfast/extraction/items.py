@@ -1,0 +1,800 @@
+"""Reading PST items: folders, messages, recipients, attachments, embedded messages.
+
+The extract stage reads with pstfast's own read-only PST reader (:mod:`pstfast.pst.reader`;
+whole messages at a time through its compiled path, :mod:`pstfast.pst.compiled`, when set):
+it opens a file in a millisecond whatever its size, where libpff first builds an item tree
+of the whole file (quadratic in the number of items, about two minutes for 100,000
+messages, and memory that grows with the file). libpff (pypff) stays the reference: the
+same field logic runs over pypff items (:class:`PypffItem`), and the tests check that both
+readers give identical rows on every corpus file and on writer-made PSTs.
+
+Every field comes from the item's MAPI properties first (record set 0) and from the
+transport headers only when the property is absent. Unicode strings (PT_UNICODE) are
+UTF-16LE; ANSI strings (PT_STRING8) are decoded with the message's code page
+(PR_MESSAGE_CODEPAGE, then PR_INTERNET_CPID), then the store's, then the code page of the
+message's locale, and only then Windows-1252.
+
+Messages embedded as attachments are the one thing libpff's Python binding cannot open:
+for pypff items those are read with pstfast's reader too.
+
+Readers never cross a process boundary: each worker opens the PST itself.
+"""
+
+from __future__ import annotations
+
+import builtins
+import codecs
+import datetime as dt
+import email.utils
+import hashlib
+import os
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CorruptPstError, NotAPstError
+from ..pst.props import (
+    ATTACH_BY_VALUE,
+    ATTACH_EMBEDDED_MSG,
+    ATTACH_FLAG_MHTML_REF,
+    ATTACH_OLE,
+    NID_MESSAGE_STORE,
+    NID_ROOT_FOLDER,
+    NID_TYPE_CONTENTS_TABLE,
+    NID_TYPE_HIERARCHY_TABLE,
+    NID_TYPE_NORMAL_FOLDER,
+    PR_ADDRTYPE,
+    PR_ATTACH_CONTENT_ID,
+    PR_ATTACH_DATA,
+    PR_ATTACH_FILENAME,
+    PR_ATTACH_FLAGS,
+    PR_ATTACH_LONG_FILENAME,
+    PR_ATTACH_METHOD,
+    PR_ATTACH_MIME_TAG,
+    PR_ATTACH_SIZE,
+    PR_ATTACHMENT_HIDDEN,
+    PR_BODY,
+    PR_CLIENT_SUBMIT_TIME,
+    PR_CONVERSATION_INDEX,
+    PR_CONVERSATION_TOPIC,
+    PR_DISPLAY_NAME,
+    PR_EMAIL_ADDRESS,
+    PR_HTML,
+    PR_IMPORTANCE,
+    PR_IN_REPLY_TO_ID,
+    PR_INTERNET_CPID,
+    PR_INTERNET_MESSAGE_ID,
+    PR_INTERNET_REFERENCES,
+    PR_MESSAGE_CLASS,
+    PR_MESSAGE_CODEPAGE,
+    PR_MESSAGE_DELIVERY_TIME,
+    PR_MESSAGE_LOCALE_ID,
+    PR_MESSAGE_SIZE,
+    PR_RECIPIENT_DISPLAY_NAME,
+    PR_RECIPIENT_TYPE,
+    PR_SENDER_ADDRTYPE,
+    PR_SENDER_EMAIL_ADDRESS,
+    PR_SENDER_NAME,
+    PR_SENDER_SMTP_ADDRESS,
+    PR_SENT_REPRESENTING_ADDRTYPE,
+    PR_SENT_REPRESENTING_EMAIL_ADDRESS,
+    PR_SENT_REPRESENTING_NAME,
+    PR_SENT_REPRESENTING_SMTP_ADDRESS,
+    PR_SMTP_ADDRESS,
+    PR_SUBJECT,
+    PR_TRANSPORT_MESSAGE_HEADERS,
+    PT_BINARY,
+    PT_BOOLEAN,
+    PT_LONG,
+    PT_LONGLONG,
+    PT_SHORT,
+    PT_STRING8,
+    PT_SYSTIME,
+    PT_UNICODE,
+)
+from ..pst.reader import PstReader
+from ..records import clean_text
+
+if TYPE_CHECKING:  # the compiled reader imports numba: only when it is used
+    from ..pst.compiled import CompiledMessage, CompiledReader
+
+PST_MAGIC = b"!BDN"
+
+#: every property the field logic reads (pstfast's reader skips the rest of each object)
+READ_PROPERTIES = frozenset(value for name, value in list(globals().items()) if name.startswith("PR_"))
+
+RECIPIENT_KINDS = {1: "to", 2: "cc", 3: "bcc"}
+
+# Internet code pages that never hold ANSI PST strings map to the Windows code page of
+# the same script (an ANSI PST written on a Japanese Windows uses cp932, even when the
+# message declares iso-2022-jp for the wire).
+_CPID_TO_ANSI = {
+    20127: 1252, 28591: 1252, 28605: 1252, 50220: 932, 50221: 932, 50222: 932,
+    51932: 932, 20932: 932, 52936: 936, 20936: 936, 51936: 936, 50225: 949, 51949: 949,
+    28592: 1250, 28595: 1251, 20866: 1251, 21866: 1251, 28597: 1253, 28599: 1254,
+    28598: 1255, 38598: 1255, 28596: 1256, 28594: 1257, 28603: 1257, 1200: 0, 1201: 0,
+}
+# primary language id of an LCID -> ANSI code page (the store's locale fallback)
+_LANG_TO_ANSI = {
+    0x11: 932, 0x04: 936, 0x12: 949, 0x1E: 874, 0x2A: 1258, 0x19: 1251, 0x22: 1251,
+    0x02: 1251, 0x1C: 1251, 0x05: 1250, 0x0E: 1250, 0x15: 1250, 0x18: 1250, 0x1A: 1250,
+    0x1B: 1250, 0x24: 1250, 0x08: 1253, 0x1F: 1254, 0x0D: 1255, 0x01: 1256, 0x25: 1257,
+    0x26: 1257, 0x27: 1257,
+}
+_FILETIME_EPOCH = dt.datetime(1601, 1, 1)
+
+
+_MAX_DEPTH = 16  # nesting of folders or embedded messages; deeper means a loop in a damaged file
+#: what reading a damaged item can raise (pypff raises OSError, pstfast's reader CorruptPstError)
+READ_ERRORS = (OSError, MemoryError, ValueError, CorruptPstError)
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    """One folder: its path below the root, its node id, and its messages' node ids in order."""
+
+    folder_path: str
+    node_id: int
+    message_nids: tuple[int, ...]
+
+    @property
+    def item_count(self) -> int:
+        return len(self.message_nids)
+
+
+def _libpff() -> Any:
+    from ..extras import require
+
+    return require("pypff", "reading with libpff (--reader libpff)")  # a C extension: on first use only
+
+
+def libpff_version() -> str:
+    """The libpff version string, or ``none`` when libpff is not installed (pstfast reads without it)."""
+    try:
+        import pypff
+    except ModuleNotFoundError:
+        return "none"
+    return str(pypff.get_version())
+
+
+def check_signature(path: str | Path) -> None:
+    """Raise :class:`NotAPstError` unless *path* starts with the PST magic."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+        size = os.fstat(handle.fileno()).st_size
+    if not head:
+        raise NotAPstError(f"{path}: empty file (0 bytes), not a PST")
+    if len(head) < 16 or head[:4] != PST_MAGIC:
+        raise NotAPstError(f"{path}: not a PST file (no !BDN signature)")
+    if head[8:10] not in (b"SM", b"SO"):
+        raise NotAPstError(f"{path}: not a PST file (client magic {head[8:10]!r})")
+    if head[8:10] == b"SO":
+        raise NotAPstError(f"{path}: an OST (offline store), not a PST")
+    # the header records the file's size (ROOT.ibFileEof): a shorter file was truncated
+    version = int.from_bytes(head[10:12], "little")
+    if len(head) < 200:
+        raise CorruptPstError(f"{path}: truncated PST: only {size} bytes, shorter than its header")
+    eof = int.from_bytes(head[168:172], "little") if version in (14, 15) else int.from_bytes(head[184:192], "little")
+    if size < eof:
+        raise CorruptPstError(f"{path}: truncated PST: {size} bytes, its header says {eof}")
+
+
+def open_pypff(path: str | Path) -> Any:
+    """Open *path* with libpff (the reference reader); :class:`CorruptPstError` when it cannot."""
+    check_signature(path)
+    pst = _libpff().file()
+    try:
+        pst.open(str(path))
+        pst.get_root_folder()
+    except (OSError, MemoryError, ValueError) as exc:
+        raise CorruptPstError(f"{path}: cannot open PST: {_first_line(exc)}") from exc
+    return pst
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.split(". ")[0].splitlines()[0] if text else type(exc).__name__
+
+
+def list_folders(reader: ItemReader) -> tuple[list[FolderInfo], list[dict[str, Any]]]:
+    """Every folder in depth-first order (hierarchy-table order), and the folders that could not be read.
+
+    A folder's messages are the rows of its contents table, in table order: the order
+    libpff's ``folder.get_sub_message(i)`` uses. A folder whose name cannot be read keeps
+    its messages under ``<folder 0x...>``; one whose tables cannot be read is a failure.
+    """
+    pst = reader.pst
+    folders: list[FolderInfo] = []
+    failures: list[dict[str, Any]] = []
+    try:
+        pst.node(NID_ROOT_FOLDER)
+    except CorruptPstError as exc:
+        raise CorruptPstError(f"{exc} (while looking up the root folder)") from exc
+
+    def table(nid: int, nid_type: int) -> list[int]:
+        return pst.row_ids(pst.node((nid & ~0x1F) | nid_type))
+
+    visited = {NID_ROOT_FOLDER}
+
+    def walk(nid: int, names: tuple[str, ...]) -> None:
+        path = "/".join(names)
+        try:
+            messages = tuple(table(nid, NID_TYPE_CONTENTS_TABLE))
+            children = table(nid, NID_TYPE_HIERARCHY_TABLE)
+        except CorruptPstError as exc:
+            failures.append({"folder_path": path, "node_id": nid, "error": str(exc)})
+            return
+        folders.append(FolderInfo(path, nid, messages))
+        for child in children:
+            if child & 0x1F != NID_TYPE_NORMAL_FOLDER:
+                continue  # search folders hold links to messages filed elsewhere
+            if child in visited or len(names) >= _MAX_DEPTH * 4:
+                failures.append({"folder_path": path, "node_id": child, "error": "folder tree loops back on itself"})
+                continue
+            visited.add(child)
+            try:
+                name = reader.folder_name(child)
+            except CorruptPstError as exc:
+                failures.append({"folder_path": path, "node_id": child, "error": f"folder name unreadable: {exc}"})
+                name = f"<folder 0x{child:X}>"
+            walk(child, names + (name,))
+
+    walk(NID_ROOT_FOLDER, ())
+    return folders, failures
+
+
+# --- property access -------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def codec_for(codepage: int | None) -> str | None:
+    """A Python codec name for a Windows/Internet code page, or None when unknown."""
+    if not codepage:
+        return None
+    if codepage == 65001:
+        return "utf-8"
+    codepage = _CPID_TO_ANSI.get(codepage, codepage)
+    if not codepage:
+        return None
+    try:
+        return codecs.lookup(f"cp{codepage}").name
+    except LookupError:
+        return None
+
+
+def codepage_for_locale(lcid: int | None) -> int | None:
+    """The ANSI code page of a Windows locale id (by its primary language)."""
+    if not lcid:
+        return None
+    return _LANG_TO_ANSI.get(lcid & 0x3FF, 1252)
+
+
+def filetime(data: bytes | None) -> dt.datetime | None:
+    """A FILETIME (100 ns ticks since 1601) as a naive UTC datetime; None when unset."""
+    if not data or len(data) < 8:
+        return None
+    ticks = int.from_bytes(data[:8], "little")
+    if ticks == 0 or ticks >= 0x7FFF_FFFF_FFFF_0000:
+        return None
+    try:
+        return _FILETIME_EPOCH + dt.timedelta(microseconds=ticks // 10)
+    except OverflowError:
+        return None
+
+
+def pypff_values(record_set: Any) -> dict[int, tuple[int, bytes | None]]:
+    """property id -> (type, stored bytes) of a pypff record set (the first of a repeated id wins)."""
+    values: dict[int, tuple[int, bytes | None]] = {}
+    if record_set is not None:
+        for entry in record_set.entries:
+            tag = entry.entry_type
+            if tag in values:
+                continue
+            try:
+                data = entry.data
+            except OSError:
+                values[tag] = (entry.value_type, None)
+                continue
+            if data is None and entry.value_type in (PT_UNICODE, PT_STRING8, PT_BINARY):
+                data = b""  # libpff gives None for a zero-length value; the file holds an empty one
+            values[tag] = (entry.value_type, data)
+    return values
+
+
+class Props:
+    """The MAPI properties of one object: property id -> (value type, stored bytes)."""
+
+    __slots__ = ("values", "codec")
+
+    def __init__(self, values: dict[int, tuple[int, bytes | None]], codec: str | None = None) -> None:
+        self.values = values
+        self.codec = codec or "cp1252"
+
+    def __contains__(self, tag: int) -> bool:
+        return tag in self.values and self.values[tag][1] is not None
+
+    def raw(self, tag: int) -> bytes | None:
+        item = self.values.get(tag)
+        return None if item is None else item[1]
+
+    def int(self, tag: int) -> int | None:
+        item = self.values.get(tag)
+        if item is None or item[1] is None:
+            return None
+        vtype, data = item
+        if vtype == PT_BOOLEAN:
+            return 1 if data and data[0] else 0
+        if vtype in (PT_SHORT, PT_LONG, PT_LONGLONG) and data:
+            return int.from_bytes(data, "little", signed=True)
+        return None
+
+    # the methods int/bool/str shadow the builtins inside this class: annotations say builtins.*
+    def bool(self, tag: builtins.int) -> builtins.bool:
+        return bool(self.int(tag))
+
+    def time(self, tag: builtins.int) -> dt.datetime | None:
+        item = self.values.get(tag)
+        if item is None or item[0] != PT_SYSTIME:
+            return None
+        return filetime(item[1])
+
+    def str(self, tag: builtins.int) -> builtins.str | None:
+        """The text of a string (or binary) property: clean, as a row needs it (NUL and
+        unpaired surrogates replaced, see :func:`~pstfast.records.clean_text`)."""
+        item = self.values.get(tag)
+        if item is None:
+            return None
+        vtype, data = item
+        if data is None:
+            return None
+        if vtype == PT_UNICODE:
+            try:  # strict first: success proves there is no unpaired surrogate (the usual case)
+                text = _utf16(data, "strict", True)[0].rstrip("\x00")
+            except UnicodeDecodeError:
+                return clean_text(data.decode("utf-16-le", "surrogatepass").rstrip("\x00"))
+            return _no_nul(text)
+        if vtype in (PT_STRING8, PT_BINARY):
+            return _no_nul(data.decode(self.codec, "replace").rstrip("\x00"))
+        return None
+
+
+_utf16 = codecs.utf_16_le_decode  # what bytes.decode("utf-16-le") calls, without the codec lookup
+
+
+def _no_nul(text: str) -> str:
+    """*text* with NUL replaced by U+FFFD: all :func:`~pstfast.records.clean_text` has to do
+    for text a codec decoded strictly or with "replace", which never yields a lone surrogate."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def _unwrap_subject(text: str | None) -> str | None:
+    # PR_SUBJECT may start with a 0x01 marker and the length of the "RE: " style prefix
+    if text and text[0] == "\x01":
+        return text[2:]
+    return text
+
+
+def _addr(addrtype: str | None, address: str | None) -> str | None:
+    if address and (addrtype or "").upper() == "SMTP":
+        return address
+    return None
+
+
+@dataclass
+class Headers:
+    """Transport headers parsed lazily: the fallback for absent MAPI properties."""
+
+    text: str | None
+    _parsed: Any = None
+    _lower: str | None = None
+
+    def get(self, name: str) -> str | None:
+        # most lookups are for a header that is absent: skip the parse when the name
+        # does not occur at all (case-insensitively) in the text
+        if not self.text:
+            return None
+        if self._lower is None:
+            self._lower = self.text.lower()
+        if name.lower() not in self._lower:
+            return None
+        if self._parsed is None:
+            self._parsed = HeaderParser().parsestr(self.text, headersonly=True)
+        value = self._parsed.get(name)
+        return None if value is None else " ".join(str(value).split())
+
+    def addresses(self, name: str) -> list[dict[str, str | None]]:
+        value = self.get(name)
+        if not value:
+            return []
+        return [{"name": n or None, "email": a or None} for n, a in email.utils.getaddresses([value])]
+
+
+# --- the two sources of items: pstfast's reader and pypff ------------------------------
+
+
+class NativeItem:
+    """A message (or any item) read by pstfast's reader; embedded messages are NativeItems too."""
+
+    __slots__ = ("pst", "node", "identifier", "_attachments")
+
+    def __init__(self, pst: PstReader, node: Any) -> None:
+        self.pst = pst
+        self.node = node
+        self.identifier: int = node.nid
+        self._attachments: list[Any] | None = None
+
+    def values(self) -> dict[int, tuple[int, bytes | None]]:
+        return self.pst.raw_properties(self.node, READ_PROPERTIES)  # type: ignore[return-value]
+
+    def recipient_values(self) -> list[dict[int, tuple[int, bytes | None]]]:
+        table = self.pst.recipients_table(self.node)
+        return [] if table is None else self.pst.raw_rows(table, READ_PROPERTIES)  # type: ignore[return-value]
+
+    def attachment_count(self) -> int:
+        if self._attachments is None:
+            self._attachments = self.pst.attachments(self.node)
+        return len(self._attachments)
+
+    def attachment(self, ordinal: int) -> tuple[dict[int, tuple[int, bytes | None]], Any]:
+        """(properties, a handle for :meth:`data` / :meth:`embedded`) of attachment *ordinal*."""
+        self.attachment_count()
+        assert self._attachments is not None
+        node = self._attachments[ordinal]
+        return self.pst.raw_properties(node, READ_PROPERTIES), node  # type: ignore[return-value]
+
+    def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any) -> bytes:
+        return _attached_bytes(values)
+
+    def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> NativeItem:
+        return NativeItem(self.pst, self.pst.embedded(handle, values))  # type: ignore[arg-type]
+
+
+def _attached_bytes(values: dict[int, tuple[int, bytes | None]]) -> bytes:
+    """The bytes of an attachment by value: its PidTagAttachDataBinary, as stored."""
+    found = values.get(PR_ATTACH_DATA)
+    return (found[1] or b"") if found and found[0] == PT_BINARY else b""
+
+
+class PypffItem:
+    """A pypff (libpff) item, for the legacy baseline and for cross-checking pstfast's reader."""
+
+    __slots__ = ("item", "pst", "identifier")
+
+    def __init__(self, item: Any, pst: PstReader) -> None:
+        self.item = item
+        self.pst = pst  # for embedded messages, which pypff cannot open
+        self.identifier: int = item.identifier
+
+    def values(self) -> dict[int, tuple[int, bytes | None]]:
+        item = self.item
+        return pypff_values(item.get_record_set(0) if item.number_of_record_sets else None)
+
+    def recipient_values(self) -> list[dict[int, tuple[int, bytes | None]]]:
+        table = getattr(self.item, "recipients", None)  # reads the table: once, not twice
+        return [] if table is None else [pypff_values(rs) for rs in table.record_sets]
+
+    def attachment_count(self) -> int:
+        return int(self.item.number_of_attachments) if hasattr(self.item, "get_number_of_attachments") else 0
+
+    def attachment(self, ordinal: int) -> tuple[dict[int, tuple[int, bytes | None]], Any]:
+        att = self.item.get_attachment(ordinal)
+        return pypff_values(att.get_record_set(0) if att.number_of_record_sets else None), att
+
+    def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any) -> bytes:
+        length = handle.get_size()
+        return handle.read_buffer(length) if length else b""
+
+    def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> NativeItem:
+        message = self.pst.node(self.identifier)
+        node = self.pst.attachments(message)[ordinal]
+        return NativeItem(self.pst, self.pst.embedded(node, self.pst.raw_properties(node)))
+
+
+class CompiledItem:
+    """A message read in one call by the compiled path (:mod:`pstfast.pst.compiled`)."""
+
+    __slots__ = ("pst", "compiled", "identifier", "read")
+
+    def __init__(self, pst: PstReader, compiled: CompiledReader, identifier: int, read: CompiledMessage) -> None:
+        self.pst = pst
+        self.compiled = compiled
+        self.identifier = identifier
+        self.read = read
+
+    def values(self) -> dict[int, tuple[int, bytes | None]]:
+        return self.read.values  # type: ignore[return-value]
+
+    def recipient_values(self) -> list[dict[int, tuple[int, bytes | None]]]:
+        return self.read.recipients  # type: ignore[return-value]
+
+    def attachment_count(self) -> int:
+        return len(self.read.attachments)
+
+    def attachment(self, ordinal: int) -> tuple[dict[int, tuple[int, bytes | None]], Any]:
+        return self.read.attachments[ordinal]  # type: ignore[return-value]
+
+    def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any) -> bytes:
+        return _attached_bytes(values)
+
+    def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> Item:
+        node = self.pst.embedded(handle, values)  # type: ignore[arg-type]
+        read = self.compiled.node(node)
+        return NativeItem(self.pst, node) if read is None else CompiledItem(self.pst, self.compiled, node.nid, read)
+
+
+Item = NativeItem | PypffItem | CompiledItem
+
+
+# --- items -----------------------------------------------------------------------------
+
+
+@dataclass
+class ReadAttachment:
+    """One attachment as read: its row fields, bytes (by value) or embedded message."""
+
+    ordinal: int
+    filename: str | None
+    mime_type: str | None
+    size: int | None
+    content_id: str | None
+    is_inline: bool
+    method: str
+    data: bytes | None
+    sha256: str | None
+    message: ReadMessage | None
+
+
+@dataclass
+class ReadMessage:
+    """The fields of one item before ids, normalisation and hashing are added.
+
+    Its text (and its attachments') is clean already: every string is decoded by
+    :meth:`Props.str` or :meth:`ItemReader._html`, which replace what PostgreSQL text
+    cannot hold, or parsed from such a string (transport headers).
+    """
+
+    node_id: int | None
+    message_class: str | None
+    internet_message_id: str | None
+    in_reply_to: str | None
+    references: list[str]
+    conversation_index: str | None
+    conversation_topic: str | None
+    subject: str | None
+    sender_name: str | None
+    sender_email: str | None
+    to: list[dict[str, str | None]]
+    cc: list[dict[str, str | None]]
+    bcc: list[dict[str, str | None]]
+    sent_at: dt.datetime | None
+    received_at: dt.datetime | None
+    body_text: str | None
+    body_html: str | None
+    transport_headers: str | None
+    size_bytes: int | None
+    importance: int | None
+    attachments: list[ReadAttachment]
+    #: problems below the message: (ordinal or -1, "attachment" | "embedded_message" |
+    #: "recipients", reason); the message itself was read
+    problems: list[tuple[int, str, str]]
+
+
+class ItemReader:
+    """Reads the items of one PST (one per worker process).
+
+    With *compiled*, messages are read by the compiled path (:mod:`pstfast.pst.compiled`,
+    ~2.5x faster; :func:`pstfast.config.compiled_reader_setting` says when to use it); a message
+    it stops at is read again by the Python reader, which says what is wrong with it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, compiled: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.pst = PstReader(self.path)
+        self.compiled: CompiledReader | None = None
+        try:
+            self.store_codepage = self._store_codepage()
+            if compiled:
+                from ..pst.compiled import CompiledReader
+
+                self.compiled = CompiledReader(self.pst, READ_PROPERTIES)
+        except BaseException:
+            self.pst.close()
+            raise
+
+    def close(self) -> None:
+        """Release the file."""
+        if self.compiled is not None:
+            self.compiled.close()
+            self.compiled = None
+        self.pst.close()
+
+    def message(self, nid: int) -> Item:
+        """Top-level item *nid* (raises :class:`CorruptPstError` when it is not in the node B-tree)."""
+        if self.compiled is not None:
+            read = self.compiled.message(nid)
+            if read is not None:
+                return CompiledItem(self.pst, self.compiled, nid, read)
+        return NativeItem(self.pst, self.pst.node(nid))
+
+    def pypff_item(self, item: Any) -> PypffItem:
+        """Wrap a pypff item so that :meth:`read` reads it with the same field logic."""
+        return PypffItem(item, self.pst)
+
+    def folder_name(self, nid: int) -> str:
+        """The display name of folder *nid*."""
+        props = Props(self.pst.raw_properties(self.pst.node(nid), READ_PROPERTIES),  # type: ignore[arg-type]
+                      codec_for(self.store_codepage))
+        return props.str(PR_DISPLAY_NAME) or ""
+
+    def _store_codepage(self) -> int | None:
+        try:
+            props = Props(self.pst.raw_properties(self.pst.node(NID_MESSAGE_STORE), READ_PROPERTIES))  # type: ignore[arg-type]
+        except CorruptPstError:
+            return None
+        for tag in (PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID):
+            cp = props.int(tag)
+            if codec_for(cp):
+                return cp
+        return codepage_for_locale(props.int(PR_MESSAGE_LOCALE_ID))
+
+    def _codec(self, props: Props) -> str:
+        return (codec_for(props.int(PR_MESSAGE_CODEPAGE)) or codec_for(props.int(PR_INTERNET_CPID))
+                or codec_for(self.store_codepage) or codec_for(codepage_for_locale(props.int(PR_MESSAGE_LOCALE_ID)))
+                or "cp1252")
+
+    def read(self, item: Item, *, depth: int = 0) -> ReadMessage:
+        """Read every row field of *item* (a message or any other item)."""
+        if depth > _MAX_DEPTH:
+            raise CorruptPstError(f"{self.path}: embedded messages nested deeper than {_MAX_DEPTH}")
+        props = Props(item.values())
+        props.codec = self._codec(props)
+        headers = Headers(props.str(PR_TRANSPORT_MESSAGE_HEADERS))
+
+        sender_name = props.str(PR_SENDER_NAME) or props.str(PR_SENT_REPRESENTING_NAME)
+        sender_email = (
+            props.str(PR_SENDER_SMTP_ADDRESS)
+            or _addr(props.str(PR_SENDER_ADDRTYPE), props.str(PR_SENDER_EMAIL_ADDRESS))
+            or props.str(PR_SENT_REPRESENTING_SMTP_ADDRESS)
+            or _addr(props.str(PR_SENT_REPRESENTING_ADDRTYPE), props.str(PR_SENT_REPRESENTING_EMAIL_ADDRESS))
+        )
+        if not sender_email:
+            header_from = headers.addresses("From")
+            if header_from:
+                sender_email = header_from[0]["email"]
+                sender_name = sender_name or header_from[0]["name"]
+        if not sender_email:
+            sender_email = props.str(PR_SENDER_EMAIL_ADDRESS) or props.str(PR_SENT_REPRESENTING_EMAIL_ADDRESS)
+
+        problems: list[tuple[int, str, str]] = []
+        try:
+            recipients = self._recipients(item, props.codec)
+        except READ_ERRORS as exc:
+            problems.append((-1, "recipients", f"recipient table unreadable: {_first_line(exc)}"))
+            recipients = {"to": [], "cc": [], "bcc": []}
+        if not any(recipients.values()) and headers.text:
+            recipients = {"to": headers.addresses("To"), "cc": headers.addresses("Cc"), "bcc": headers.addresses("Bcc")}
+
+        references_text = props.str(PR_INTERNET_REFERENCES) or headers.get("References")
+        conversation_index = props.raw(PR_CONVERSATION_INDEX) if PR_CONVERSATION_INDEX in props else None
+        sent_at = props.time(PR_CLIENT_SUBMIT_TIME)
+        if sent_at is None and headers.get("Date"):
+            sent_at = _header_date(headers.get("Date"))
+
+        attachments, attachment_problems = self._attachments(item, props.codec, depth)
+        problems.extend(attachment_problems)
+        return ReadMessage(
+            node_id=item.identifier if depth == 0 else None,
+            message_class=props.str(PR_MESSAGE_CLASS),
+            internet_message_id=props.str(PR_INTERNET_MESSAGE_ID) or headers.get("Message-ID"),
+            in_reply_to=props.str(PR_IN_REPLY_TO_ID) or headers.get("In-Reply-To"),
+            references=references_text.split() if references_text else [],
+            conversation_index=conversation_index.hex() if conversation_index else None,
+            conversation_topic=props.str(PR_CONVERSATION_TOPIC),
+            subject=_unwrap_subject(props.str(PR_SUBJECT)) if PR_SUBJECT in props else headers.get("Subject"),
+            sender_name=sender_name,
+            sender_email=sender_email,
+            to=recipients["to"],
+            cc=recipients["cc"],
+            bcc=recipients["bcc"],
+            sent_at=sent_at,
+            received_at=props.time(PR_MESSAGE_DELIVERY_TIME),
+            body_text=props.str(PR_BODY),
+            body_html=self._html(props),
+            transport_headers=headers.text,
+            size_bytes=props.int(PR_MESSAGE_SIZE),
+            importance=props.int(PR_IMPORTANCE),
+            attachments=attachments,
+            problems=problems,
+        )
+
+    def _html(self, props: Props) -> str | None:
+        item = props.values.get(PR_HTML)
+        if item is None:
+            return None
+        vtype, data = item
+        if data is None:
+            return None
+        if vtype == PT_UNICODE:
+            return props.str(PR_HTML)
+        # binary HTML is in the message's Internet code page (usually UTF-8)
+        codec = codec_for(props.int(PR_INTERNET_CPID)) if props.int(PR_INTERNET_CPID) != 20127 else None
+        codec = codec or "utf-8"
+        return _no_nul(data.decode(codec, "replace").rstrip("\x00"))
+
+    def _recipients(self, item: Item, codec: str) -> dict[str, list[dict[str, str | None]]]:
+        out: dict[str, list[dict[str, str | None]]] = {"to": [], "cc": [], "bcc": []}
+        for values in item.recipient_values():
+            props = Props(values, codec)
+            kind = RECIPIENT_KINDS.get((props.int(PR_RECIPIENT_TYPE) or 1) & 0x0F)
+            if kind is None:
+                continue
+            address = (
+                props.str(PR_SMTP_ADDRESS)
+                or _addr(props.str(PR_ADDRTYPE), props.str(PR_EMAIL_ADDRESS))
+                or props.str(PR_EMAIL_ADDRESS)
+            )
+            name = props.str(PR_DISPLAY_NAME) or props.str(PR_RECIPIENT_DISPLAY_NAME)
+            out[kind].append({"name": name, "email": address})
+        return out
+
+    def _attachments(self, item: Item, codec: str, depth: int) -> tuple[list[ReadAttachment], list[tuple[int, str, str]]]:
+        attachments: list[ReadAttachment] = []
+        problems: list[tuple[int, str, str]] = []
+        try:
+            count = item.attachment_count()
+        except READ_ERRORS as exc:
+            return [], [(-1, "attachment", f"cannot list attachments: {_first_line(exc)}")]
+        for ordinal in range(count):
+            try:
+                attachments.append(self._attachment(item, ordinal, codec, depth, problems))
+            except READ_ERRORS as exc:
+                problems.append((ordinal, "attachment", _first_line(exc)))
+        return attachments, problems
+
+    def _attachment(
+        self, item: Item, ordinal: int, codec: str, depth: int, problems: list[tuple[int, str, str]]
+    ) -> ReadAttachment:
+        values, handle = item.attachment(ordinal)
+        props = Props(values, codec)
+        method_code = props.int(PR_ATTACH_METHOD) or ATTACH_BY_VALUE
+        filename = props.str(PR_ATTACH_LONG_FILENAME) or props.str(PR_ATTACH_FILENAME) or props.str(PR_DISPLAY_NAME)
+        data: bytes | None = None
+        message: ReadMessage | None = None
+        size = props.int(PR_ATTACH_SIZE)
+        if method_code == ATTACH_EMBEDDED_MSG:
+            method = "embedded_message"
+            try:
+                message = self.read(item.embedded(ordinal, values, handle), depth=depth + 1)
+            except READ_ERRORS as exc:
+                problems.append((ordinal, "embedded_message", _first_line(exc)))
+        else:
+            method = {ATTACH_BY_VALUE: "by_value", ATTACH_OLE: "ole"}.get(method_code, "reference")
+            if method != "reference":
+                data = item.data(values, handle)
+                size = len(data)
+        return ReadAttachment(
+            ordinal=ordinal,
+            filename=filename,
+            mime_type=props.str(PR_ATTACH_MIME_TAG),
+            size=size,
+            content_id=props.str(PR_ATTACH_CONTENT_ID),
+            is_inline=props.bool(PR_ATTACHMENT_HIDDEN) or bool((props.int(PR_ATTACH_FLAGS) or 0) & ATTACH_FLAG_MHTML_REF),
+            method=method,
+            data=data,
+            sha256=hashlib.sha256(data).hexdigest() if data is not None else None,
+            message=message,
+        )
+
+
+def _header_date(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return parsed

@@ -1,0 +1,434 @@
+"""The extract stage (``pstfast.extract``): one PST -> NDJSON + CSV + Parquet + attachments + manifest.
+
+The module is named ``extractor`` so that importing it never shadows the public
+function ``pstfast.extract``.
+
+Steps: fetch the input (S3 sources are copied to scratch: the reader memory-maps a local
+file), hash it while planning shards from its folder tables and starting the workers, run
+the shards on a process pool (spawn-safe: every worker opens its own reader), merge each
+finished shard's part files in shard order while the others run, then publish the objects
+and write ``manifest.json`` last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import (
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .. import config, ids, storage
+from .._version import __version__
+from ..errors import InputError, StorageError, UsageError, WorkerDiedError
+from ..log import Progress
+from ..manifest import MANIFEST_NAME, Manifest, write_manifest
+from ..records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS
+from .items import ItemReader, check_signature, libpff_version, list_folders
+from .plan import Shard, plan_shards, summary
+from .pool import context as pool_context
+from .pool import prestart
+from .worker import (
+    PREREAD_SHARDS,
+    Destination,
+    ShardRead,
+    ShardResult,
+    WorkerContext,
+    few_collections,
+    init_pool_worker,
+    init_worker,
+    part_path,
+    read_shard,
+    run_shards,
+    write_shard,
+)
+from .writers import ParquetMerger, csv_header_member, gzip_bytes
+
+log = logging.getLogger(__name__)
+EXTRACTOR_VERSION = f"pstfast-extract {__version__}"
+#: merged objects, in the order they are listed (attachments/<sha256> follow)
+OBJECTS = ("emails.ndjson.gz", "emails.csv.gz", "emails.parquet", "attachments.csv.gz",
+           "attachments.ndjson.gz", "errors.ndjson")
+
+
+@dataclass(frozen=True)
+class _Input:
+    local: Path
+    sha256: str
+    size: int
+    name: str
+
+
+def extract(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    pst_file_id: str | None = None,
+    project_id: str | None = None,
+    workers: int | None = None,
+    scratch: str | os.PathLike[str] | None = None,
+    items_per_shard: int | None = None,
+    progress: bool | None = None,
+    reader: str | None = None,
+) -> Manifest:
+    """Extract one PST (local path or ``s3://`` URL) into ``<out>/pst-v2/<pst_file_id>/``.
+
+    Returns the manifest, which is written last. File-level problems raise an
+    :class:`~pstfast.errors.InputError` (bad input) or :class:`~pstfast.errors.StorageError`;
+    item-level damage goes to ``errors.ndjson``. ``items_per_shard`` overrides the planner's
+    shard size (tests use it to get many shards from a small PST). ``reader``: ``pstfast``
+    (default; or ``PSTFAST_READER``) or ``libpff``, which reads every item with pypff
+    instead: slower (libpff's open is quadratic in the item count), the same output bytes.
+    """
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    source, out = str(source), str(out)
+    n_workers = config.workers(workers)
+    engine = config.reader(reader)
+    # None: "auto", decided by the processes that read (asking needs numba, which this one
+    # only loads when it reads items itself)
+    compiled: bool | None = config.compiled_reader_setting() if engine == "pstfast" else False
+    if n_workers < 1:
+        raise UsageError(f"workers must be 1 or more, got {n_workers}")
+    if pst_file_id is not None:
+        ids.check_identifier(pst_file_id, "pst_file_id")
+    if project_id is not None:
+        ids.check_identifier(project_id, "project_id")
+    storage.check_writable(out)
+    if storage.is_s3(source):
+        prestart(n_workers)  # the pool's imports overlap the download
+    scratch_root = config.scratch(scratch)
+    try:
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="pstfast-extract-", dir=scratch_root))
+    except OSError as exc:
+        raise StorageError(f"{scratch_root}: cannot create scratch folder: {exc.strerror or exc}") from exc
+    try:
+        t = time.perf_counter()
+        local, name = _fetch(source, work)
+        timings["fetch"] = time.perf_counter() - t
+
+        # hash the input (hashlib releases the GIL) while we plan and the workers start
+        # reading: they need the pst_file_id only once their first items are read, and only
+        # wait for the hash when it is the id (no pst_file_id given); the manifest needs it last
+        hasher = ThreadPoolExecutor(1)
+        pool: ProcessPoolExecutor | None = None
+        destination: Destination | None = None
+        futures: dict[Future[list[ShardResult]], list[Shard]] = {}
+        preread: dict[int, ShardRead] = {}
+        item_reader: ItemReader | None = None
+        merger: _Merger | None = None
+        try:
+            hashing = hasher.submit(_hash, source, local)
+            t = time.perf_counter()
+            check_signature(local)
+            if compiled and (seconds := _ensure_compiled()):
+                timings["compile"] = seconds
+            # the plan needs the folders only: no compiled code here unless this process reads
+            item_reader = ItemReader(local)
+            folders, folder_failures = list_folders(item_reader)
+            shards = plan_shards(folders, items_per_shard)
+            n_workers = min(n_workers, max(len(shards), 1))
+            log.info("extract %s: %d items in %d folders, %d shards, %d worker(s)", name,
+                     sum(sh.items for sh in shards), len(folders), len(shards), n_workers)
+            parts = work / "parts"
+            parts.mkdir()
+            ctx = WorkerContext(str(local), pst_file_id or "", project_id, str(parts), "", EXTRACTOR_VERSION, engine)
+            if n_workers > 1:
+                item_reader.close()  # workers open their own readers; none crosses a process boundary
+                item_reader = None
+                pool, destination = _start_pool(str(local), n_workers, engine, compiled)
+                futures = {pool.submit(run_shards, ctx, task): task for task in _tasks(shards, n_workers)}
+            elif compiled is not False:  # this process reads the items: with the compiled path
+                item_reader.close()
+                item_reader = None  # closed: not again below should reopening fail
+                item_reader = ItemReader(local, compiled=config.resolve_compiled_reader(compiled))
+            timings["plan"] = time.perf_counter() - t
+            t = time.perf_counter()
+            if not futures:  # one worker, this process: it too reads its first shards while the input is hashed
+                init_worker(str(local), None, item_reader, engine)
+                with few_collections():
+                    preread = {shard.index: read_shard(ctx, shard) for shard in shards[:PREREAD_SHARDS]}
+            if pst_file_id is None:  # the default id is the input's hash, and every row's ids derive from it
+                pst_file_id = ids.default_pst_file_id(hashing.result()[0])
+            timings["hash_wait"] = time.perf_counter() - t
+            prefix = storage.output_prefix(out, pst_file_id)
+
+            stage = Path(prefix) if not storage.is_s3(prefix) else work / "out"
+            _prepare_stage(stage, prefix)
+            ctx = replace(ctx, pst_file_id=pst_file_id, attachments_dir=str(stage / "attachments"))
+            if destination is not None:
+                destination.publish(ctx.pst_file_id, ctx.attachments_dir)
+
+            t = time.perf_counter()
+            bar = Progress(sum(s.items for s in shards), enabled=progress is not False)
+            merger = _Merger(parts, stage, folder_failures, pst_file_id)
+            with few_collections():
+                results = _run(ctx, shards, bar, merger, futures, preread)
+            bar.close()
+            timings["extract"] = time.perf_counter() - t
+            pst_input = _Input(local, *hashing.result(), name)  # for the manifest only, given an id
+        except BaseException as exc:
+            if destination is not None:
+                destination.abort(f"{type(exc).__name__}: {exc}")
+            if merger is not None:
+                merger.abandon()
+            raise
+        finally:
+            if item_reader is not None:  # the in-process worker's reader (workers close their own)
+                item_reader.close()
+            hasher.shutdown(wait=True)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+        t = time.perf_counter()
+        merger.close()
+        objects = _inventory(stage, merger.entries(), results)
+        timings["merge"] = time.perf_counter() - t
+
+        errors = sum(r.errors for r in results) + len(folder_failures)
+        counts = {
+            "folders": len(folders),
+            "items_seen": sum(r.items_seen for r in results) + len(folder_failures),
+            "emails": sum(r.emails for r in results),
+            "attachments": sum(r.attachments for r in results),
+            "errors": errors,
+            "warnings": sum(r.warnings for r in results),
+            "attachment_objects": sum(1 for k in objects if k.startswith("attachments/")),
+        }
+        if counts["items_seen"] != counts["emails"] + counts["errors"]:
+            raise RuntimeError(f"counts do not reconcile: {counts}")  # a bug, never bad input
+
+        t = time.perf_counter()
+        if storage.is_s3(prefix):
+            _upload(stage, prefix, objects)
+        timings["upload"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - started
+        manifest = Manifest(
+            pst_file_id=pst_file_id,
+            project_id=project_id,
+            source=source,
+            input={"name": pst_input.name, "sha256": pst_input.sha256, "size": pst_input.size},
+            counts=counts,
+            timings={k: round(v, 6) for k, v in timings.items()},
+            objects=objects,
+            extractor_version=EXTRACTOR_VERSION,
+            libpff_version=libpff_version(),
+            workers=n_workers,
+            shards=summary(shards),
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            extra={"reader": engine, "compiled_reader": bool(results) and all(r.compiled for r in results)},
+        )
+        write_manifest(prefix, manifest)
+        return manifest
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _fetch(source: str, work: Path) -> tuple[Path, str]:
+    """A local, seekable copy of the input and its file name."""
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    if storage.is_s3(source):
+        return storage.download(source, work / "input.pst"), name
+    local = Path(source)
+    if not local.exists():
+        raise InputError(f"{source}: no such file")
+    if not local.is_file():
+        raise InputError(f"{source}: not a file")
+    return local, name
+
+
+def _hash(source: str, local: Path) -> tuple[str, int]:
+    """sha256 and size of the input."""
+    try:
+        return ids.file_sha256(local), local.stat().st_size
+    except OSError as exc:
+        raise StorageError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _prepare_stage(stage: Path, prefix: str) -> None:
+    """Create the staging folder; an old manifest goes first so a crash cannot look complete."""
+    try:
+        old = stage / MANIFEST_NAME
+        if old.exists():
+            old.unlink()
+        (stage / "attachments").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{prefix}: output folder is not writable: {exc.strerror or exc}") from exc
+    if storage.is_s3(prefix):
+        storage.remove(storage.join(prefix, MANIFEST_NAME))
+
+
+def _ensure_compiled() -> float:
+    """Compile the reader here, once, when it is wanted but not in numba's cache yet
+    (``PSTFAST_COMPILED_READER=1``): every worker would otherwise compile it for itself.
+    Returns the seconds spent (0 when the cache held it)."""
+    from ..pst import compiled
+
+    if compiled.cache_ready():
+        return 0.0
+    log.info("compiling the PST reader with numba (first run only, 15-60 s; `pstfast warm-up` does it ahead)")
+    return compiled.warm_up()
+
+
+def _start_pool(pst_path: str, n_workers: int, engine: str,
+                compiled: bool | None) -> tuple[ProcessPoolExecutor, Destination]:
+    """A pool of *n_workers* processes (each opens the PST once), and the channel through
+    which they learn the destination once the input's hash is known."""
+    context = pool_context()
+    destination = Destination(context)
+    pool = ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_pool_worker,
+                               initargs=(pst_path, destination, None, engine, compiled))
+    return pool, destination
+
+
+def _tasks(shards: Sequence[Shard], n_workers: int) -> list[list[Shard]]:
+    """The pool's tasks, in shard order: each worker's first holds PREREAD_SHARDS shards
+    (read while the input is hashed), the rest one each. Grouping changes no output byte:
+    every shard still writes its own parts."""
+    first = n_workers * PREREAD_SHARDS
+    head = [list(shards[i:i + PREREAD_SHARDS]) for i in range(0, min(first, len(shards)), PREREAD_SHARDS)]
+    return head + [[shard] for shard in shards[first:]]
+
+
+def _run(ctx: WorkerContext, shards: Sequence[Shard], bar: Progress, merger: _Merger,
+         futures: dict[Future[list[ShardResult]], list[Shard]], preread: dict[int, ShardRead]) -> list[ShardResult]:
+    """Collect the tasks submitted to the pool (*futures*), or run the shards in this process
+    (the ones in *preread* already read); merge finished shards in shard order meanwhile."""
+    results: dict[int, ShardResult] = {}
+    try:
+        if not futures:
+            for shard in shards:
+                read = preread.pop(shard.index) if shard.index in preread else read_shard(ctx, shard)
+                results[shard.index] = write_shard(ctx, shard, read)
+                bar.update(shard.items)
+                merger.add(shard.index)
+        else:
+            merged = 0
+            for future in as_completed(futures):
+                for result in future.result():
+                    results[result.index] = result
+                bar.update(sum(shard.items for shard in futures[future]))
+                while merged < len(shards) and merged in results:  # the main process merges meanwhile
+                    merger.add(merged)
+                    merged += 1
+    except BrokenProcessPool as exc:
+        # the OOM killer or a SIGKILL, not the file: a retry on a roomier host can succeed
+        raise WorkerDiedError(f"{ctx.pst_path}: an extract worker process died ({exc}); retry, "
+                              "with more memory or fewer workers if it recurs") from exc
+    except OSError as exc:
+        raise StorageError(f"writing part files failed: {exc}") from exc
+    return [results[s.index] for s in shards]
+
+
+class _HashedFile:
+    """An output file that hashes what is written to it: its manifest entry without reading
+    it again at the end, when the workers are done and nothing else runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.handle = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class _Merger:
+    """Appends each shard's part files, in shard order, to the final objects."""
+
+    def __init__(self, parts: Path, stage: Path, folder_failures: list[dict[str, Any]], pst_file_id: str) -> None:
+        self.parts = parts
+        try:
+            self.files = {name: _HashedFile(stage / name) for name in
+                          ("emails.ndjson.gz", "emails.csv.gz", "attachments.ndjson.gz", "attachments.csv.gz",
+                           "errors.ndjson")}
+            self.files["emails.csv.gz"].write(csv_header_member(EMAIL_FIELDS))
+            self.files["attachments.csv.gz"].write(csv_header_member(ATTACHMENT_FIELDS))
+            for failure in folder_failures:
+                self.files["errors.ndjson"].write(orjson.dumps({
+                    "pst_file_id": pst_file_id, "severity": "error", "kind": "folder",
+                    "folder_path": failure["folder_path"], "item_index": None, "email_id": None, "ordinal": None,
+                    "reason": failure["error"]}) + b"\n")
+            self.parquet = ParquetMerger(stage / "emails.parquet", EMAIL_COLUMNS)
+        except OSError as exc:
+            raise StorageError(f"{stage}: writing the output failed: {exc.strerror or exc}") from exc
+
+    def add(self, index: int) -> None:
+        try:
+            for name, dst in self.files.items():
+                part = part_path(self.parts, index, name)
+                if part.exists():
+                    dst.write(part.read_bytes())  # a shard's part: a few MB
+                    part.unlink()
+            arrow = part_path(self.parts, index, "emails.arrow")
+            if arrow.exists():
+                self.parquet.add(arrow)
+                arrow.unlink()
+        except OSError as exc:
+            raise StorageError(f"writing the output failed: {exc.strerror or exc}") from exc
+
+    def abandon(self) -> None:
+        """Close the output files of a failed extract (no manifest will vouch for them)."""
+        for dst in self.files.values():
+            dst.close()
+        self.parquet.writer.close()
+
+    def close(self) -> None:
+        try:
+            for name in ("emails.ndjson.gz", "attachments.ndjson.gz"):
+                if self.files[name].size == 0:  # no rows: still a valid (empty) gzip file
+                    self.files[name].write(gzip_bytes(b""))
+            for dst in self.files.values():
+                dst.close()
+            self.parquet.close()
+        except OSError as exc:
+            raise StorageError(f"writing the output failed: {exc.strerror or exc}") from exc
+
+    def entries(self) -> dict[str, dict[str, object]]:
+        """sha256 + size of the files this merger wrote (after :meth:`close`)."""
+        return {name: {"sha256": f.digest.hexdigest(), "size": f.size} for name, f in self.files.items()}
+
+
+def _inventory(stage: Path, merged: dict[str, dict[str, object]],
+               results: Sequence[ShardResult]) -> dict[str, dict[str, object]]:
+    """sha256 + size of every object: the merged files' as written, the Parquet file's read
+    back, attachment objects' from their names (their sha256)."""
+    objects: dict[str, dict[str, object]] = {}
+    for name in OBJECTS:
+        if name in merged:
+            objects[name] = merged[name]
+        else:
+            sha, size = storage.sha256_and_size(stage / name)
+            objects[name] = {"sha256": sha, "size": size}
+    blobs: dict[str, int] = {}
+    for result in results:
+        blobs.update(result.objects)
+    for sha in sorted(blobs):
+        objects[f"attachments/{sha}"] = {"sha256": sha, "size": blobs[sha]}
+    return objects
+
+
+def _upload(stage: Path, prefix: str, objects: dict[str, dict[str, object]]) -> None:
+    """Upload every object (the manifest is written after this returns)."""
+    for key in objects:
+        storage.upload(stage / key, storage.join(prefix, key))

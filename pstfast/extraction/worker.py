@@ -1,0 +1,426 @@
+"""The extract worker: one process, one PST reader, whole shards into part files.
+
+:func:`init_worker` runs once per process (the pool initializer) and opens the PST;
+:func:`read_shard` reads every item of a shard (it needs no destination, so it can run
+while the input is still being hashed); :func:`write_shard` builds the rows, normalises and
+hashes them in batches with the kernels, writes the part files and attachment objects, and
+returns only counters; :func:`run_shards` is the pool task doing both for a few shards.
+Nothing per-message crosses the process boundary.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .. import config, ids
+from ..records import (
+    ATTACHMENT_COLUMNS,
+    ATTACHMENT_FIELDS,
+    EMAIL_COLUMNS,
+    EMAIL_FIELDS,
+    clean_text,
+    format_timestamp,
+)
+from .items import ItemReader, ReadMessage, open_pypff
+from .plan import Shard
+from .writers import arrow_tables, csv_lines, gzip_bytes, ndjson_lines, write_arrow_part
+
+PART_KINDS = ("emails.ndjson.gz", "emails.csv.gz", "emails.arrow", "attachments.ndjson.gz",
+              "attachments.csv.gz", "errors.ndjson")
+_SEP = "\x1f"  # between the parts of the canonical form
+_ITEM_SEP = "\x1e"  # between the items of a list part
+_CANONICAL_VERSION = "pstfast-content-v2"
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """Everything a worker needs; plain values only (pickled to each process).
+
+    ``attachments_dir`` (and ``pst_file_id``, when the caller gave none: the default is the
+    input's sha256, still being computed) is empty when the shard is submitted: the worker
+    reads its items, then takes both from the :class:`Destination` the main process
+    publishes once the output folder is ready.
+    """
+
+    pst_path: str
+    pst_file_id: str
+    project_id: str | None
+    parts_dir: str
+    attachments_dir: str
+    extractor_version: str
+    reader: str = "pstfast"  # or "libpff": every item read by pypff (config.READERS)
+
+
+class Destination:
+    """Where the rows go (pst_file_id and attachments folder), published once by the main
+    process to every worker: an event plus a shared buffer, created before the pool."""
+
+    def __init__(self, context: Any) -> None:
+        self.event = context.Event()
+        self.payload = context.Array("c", 8192)
+
+    def publish(self, pst_file_id: str, attachments_dir: str) -> None:
+        self.payload.value = orjson.dumps({"pst_file_id": pst_file_id, "attachments_dir": attachments_dir})
+        self.event.set()
+
+    def abort(self, reason: str) -> None:
+        """Release waiting workers when the extract failed before publishing."""
+        if not self.event.is_set():
+            self.payload.value = orjson.dumps({"error": reason[:4000]})
+            self.event.set()
+
+    def complete(self, ctx: WorkerContext) -> WorkerContext:
+        self.event.wait()
+        found = orjson.loads(self.payload.value)
+        if "error" in found:
+            raise RuntimeError(f"extract abandoned: {found['error']}")
+        return replace(ctx, pst_file_id=found["pst_file_id"], attachments_dir=found["attachments_dir"])
+
+
+@dataclass
+class ShardResult:
+    """Counters of one shard (the only thing a worker sends back)."""
+
+    index: int
+    items_seen: int = 0
+    emails: int = 0
+    attachments: int = 0
+    errors: int = 0
+    warnings: int = 0
+    objects: dict[str, int] = field(default_factory=dict)  # sha256 -> size
+    compiled: bool = False  # read by the compiled path (the manifest says which path ran)
+
+
+_STATE: dict[str, Any] = {}
+RELEASE_EVERY = 256  # items between drops of the file pages a worker has touched (flat RSS)
+
+
+def part_path(parts_dir: str | Path, index: int, kind: str) -> Path:
+    """Where shard *index* writes its part of *kind*."""
+    return Path(parts_dir) / f"{index:06d}.{kind}"
+
+
+#: (gen 0, 1, 2) thresholds while rows are built: the default collects generation 0 every 700
+#: allocations, which cost ~5 % of a worker's time (0.4 s per 20,000 items) and found nothing
+#: to free (rows are dicts and lists without reference cycles); 5 collections instead of 830
+GC_THRESHOLDS = (50_000, 50, 1000)
+
+
+@contextmanager
+def few_collections() -> Iterator[None]:
+    """Collect garbage rarely inside the block (items read in this process), as before after it."""
+    previous = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
+def init_pool_worker(*args: Any) -> None:
+    """Pool initializer: :func:`init_worker` in a process of pstfast's own, which collects
+    garbage rarely for good (see :data:`GC_THRESHOLDS`)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    init_worker(*args)
+
+
+def init_worker(pst_path: str, destination: Destination | None = None, reader: ItemReader | None = None,
+                engine: str = "pstfast", compiled: bool | None = False) -> None:
+    """Set this process up to read shards: open the PST once (unless given a reader), to read
+    with the compiled path when *compiled* (None: when numba's cache holds it, decided here,
+    where it is loaded); with *engine* ``libpff`` also open it with pypff, whose folders are
+    found by node id."""
+    _STATE.clear()
+    _STATE["reader"] = reader if reader is not None else ItemReader(
+        pst_path, compiled=config.resolve_compiled_reader(compiled))
+    _STATE["destination"] = destination
+    if engine == "libpff":
+        folders: dict[int, Any] = {}
+        stack = [open_pypff(pst_path).get_root_folder()]
+        while stack:
+            folder = stack.pop()
+            folders[folder.identifier] = folder
+            stack.extend(folder.get_sub_folder(i) for i in range(folder.number_of_sub_folders))
+        _STATE["pypff_folders"] = folders
+
+
+def _read_item(reader: ItemReader, ctx: WorkerContext, folder_nid: int, index: int, nid: int) -> ReadMessage:
+    """Item *index* of folder *folder_nid* (node *nid*), read by the context's reader."""
+    if ctx.reader == "pstfast":
+        return reader.read(reader.message(nid))
+    item = _STATE["pypff_folders"][folder_nid].get_sub_message(index)
+    if item.identifier != nid:  # the plan comes from the folder's contents table
+        raise ValueError(f"libpff has node 0x{item.identifier:X} at index {index}, the contents table 0x{nid:X}")
+    return reader.read(reader.pypff_item(item))
+
+
+#: the first task of each pool worker holds this many shards: it reads them all before it
+#: needs the destination, so the worker keeps reading while the input is still being hashed
+PREREAD_SHARDS = 2
+
+ShardRead = list[tuple[str, int, int, ReadMessage | Exception]]  # (folder, index, nid, item or its failure)
+
+
+def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
+    """Read every item of *shard* (a failure is kept in place of its item).
+
+    Needs neither the pst_file_id nor the output folder: it can run while the input is hashed."""
+    reader: ItemReader = _STATE["reader"]
+    read: ShardRead = []
+    for sl in shard.slices:
+        for index, nid in enumerate(sl.nids, sl.start):
+            if len(read) % RELEASE_EVERY == RELEASE_EVERY - 1:
+                reader.pst.release_pages()
+            try:
+                read.append((sl.folder_path, index, nid, _read_item(reader, ctx, sl.folder_nid, index, nid)))
+            except Exception as exc:  # one bad item never stops the file: it is recorded
+                read.append((sl.folder_path, index, nid, exc))
+    reader.pst.release_pages()
+    return read
+
+
+def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead) -> ShardResult:
+    """Turn the items :func:`read_shard` read into the shard's part files; returns the counters.
+    *ctx* must be complete (pst_file_id and attachments folder known)."""
+    result = ShardResult(shard.index, items_seen=len(read), compiled=_STATE["reader"].compiled is not None)
+    emails: list[dict[str, Any]] = []
+    attachments: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for folder_path, index, nid, message in read:
+        if isinstance(message, Exception):
+            errors.append(_error(ctx, folder_path, index, None, None, "item", message))
+            result.errors += 1
+            continue
+        email_id = ids.email_id(ctx.pst_file_id, nid)
+        _flatten(ctx, message, email_id, None, folder_path, index, 0, emails, attachments, errors, result)
+
+    _finish_rows(emails)
+    _write_parts(ctx, shard.index, emails, attachments, errors)
+    result.emails = len(emails)
+    result.attachments = len(attachments)
+    return result
+
+
+def run_shards(ctx: WorkerContext, shards: list[Shard]) -> list[ShardResult]:
+    """A pool task: read every shard, then, once the destination is published (when *ctx*
+    lacks it), write each one's part files."""
+    reads = [read_shard(ctx, shard) for shard in shards]
+    if not ctx.attachments_dir:  # known only once the output folder is ready (after the hash)
+        ctx = _STATE["destination"].complete(ctx)
+    return [write_shard(ctx, shard, read) for shard, read in zip(shards, reads)]
+
+
+def _error(ctx: WorkerContext, folder_path: str, index: int, email_id: str | None, ordinal: int | None,
+           kind: str, exc: BaseException | str, severity: str = "error") -> dict[str, Any]:
+    reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return {"pst_file_id": ctx.pst_file_id, "severity": severity, "kind": kind, "folder_path": folder_path,
+            "item_index": index, "email_id": email_id, "ordinal": ordinal, "reason": clean_text(reason)}
+
+
+def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str | None, folder_path: str,
+             index: int, depth: int, emails: list[dict[str, Any]], attachments: list[dict[str, Any]],
+             errors: list[dict[str, Any]], result: ShardResult) -> None:
+    """Append the rows of *msg* and (depth-first, after it) of its embedded messages.
+
+    Text goes in as read: the reader hands it over clean (see ``ReadMessage``)."""
+    row: dict[str, Any] = {
+        "email_id": email_id,
+        "parent_email_id": parent_id,
+        "project_id": ctx.project_id,
+        "pst_file_id": ctx.pst_file_id,
+        "folder_path": folder_path,
+        "message_class": msg.message_class,
+        "internet_message_id": msg.internet_message_id,
+        "in_reply_to": msg.in_reply_to,
+        "references": msg.references,
+        "conversation_index": msg.conversation_index,
+        "conversation_topic": msg.conversation_topic,
+        "subject": msg.subject,
+        "normalized_subject": None,
+        "sender_name": msg.sender_name,
+        "sender_email": msg.sender_email,
+        "to": msg.to,
+        "cc": msg.cc,
+        "bcc": msg.bcc,
+        "sent_at": msg.sent_at,
+        "received_at": msg.received_at,
+        "body_text": msg.body_text,
+        "body_html": msg.body_html,
+        "transport_headers": msg.transport_headers,
+        "attachment_count": len(msg.attachments),
+        "size_bytes": msg.size_bytes,
+        "importance": msg.importance,
+        "content_hash": None,
+        "extractor_version": ctx.extractor_version,
+        "_depth": depth,
+        "_children": [],  # (ordinal, child row) of embedded messages
+        "_att_sha": [],
+    }
+    emails.append(row)
+    for ordinal, kind, reason in msg.problems:
+        counted = kind == "embedded_message"
+        errors.append(_error(ctx, folder_path, index, email_id, ordinal, kind, reason,
+                             "error" if counted else "warning"))
+        if counted:
+            result.items_seen += 1
+            result.errors += 1
+        else:
+            result.warnings += 1
+    for att in msg.attachments:
+        storage_key = None
+        if att.data is not None and att.sha256:
+            storage_key = f"attachments/{att.sha256}"
+            _store_blob(ctx, att.sha256, att.data)
+            result.objects[att.sha256] = len(att.data)
+            row["_att_sha"].append(att.sha256)
+        attachments.append({
+            "attachment_id": ids.attachment_id(email_id, att.ordinal),
+            "email_id": email_id,
+            "ordinal": att.ordinal,
+            "filename": att.filename,
+            "mime_type": att.mime_type,
+            "size": att.size,
+            "content_id": att.content_id,
+            "is_inline": att.is_inline,
+            "method": att.method,
+            "sha256": att.sha256,
+            "storage_key": storage_key,
+        })
+        if att.message is not None:
+            child_id = ids.embedded_email_id(email_id, att.ordinal)
+            result.items_seen += 1
+            child_index = len(emails)
+            _flatten(ctx, att.message, child_id, email_id, folder_path, index, depth + 1, emails, attachments,
+                     errors, result)
+            row["_children"].append(emails[child_index])
+
+
+def _store_blob(ctx: WorkerContext, sha256: str, data: bytes) -> None:
+    """Write attachment bytes once per distinct content.
+
+    Created exclusively under the final name (no temporary file and rename: a tenth of the
+    cost per file); when the name exists, a file of the right size is the same content (the
+    name is its sha256) and a short one, left by a crashed run, is rewritten atomically.
+    """
+    written: set[str] = _STATE.setdefault("blobs", set())
+    if sha256 in written:
+        return
+    path = os.path.join(ctx.attachments_dir, sha256)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        if os.stat(path).st_size != len(data):
+            tmp = os.path.join(ctx.attachments_dir, f".{sha256}.{os.getpid()}.tmp")
+            Path(tmp).write_bytes(data)
+            os.replace(tmp, path)
+    else:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    written.add(sha256)
+
+
+def _finish_rows(rows: list[dict[str, Any]]) -> None:
+    """Fill ``normalized_subject`` and ``content_hash`` for a batch of rows (kernels).
+
+    The content hash is XXH3-128 over this canonical form (UTF-8)::
+
+        "pstfast-content-v2" US sender US recipients US sent_at US subject US attachments US body
+
+    where US is U+001F, and
+      sender      = normalize_addresses(sender_email), "" when absent;
+      recipients  = the normalized to + cc + bcc addresses, sorted, joined by U+001E;
+      sent_at     = sent_at as in the CSV ("2021-03-04T05:06:07Z"), "" when absent;
+      subject     = normalize_subjects(subject), "" when absent;
+      body        = normalize_whitespace(body_text), "" when absent;
+      attachments = the sha256 of every by-value attachment plus the content_hash of every
+                    embedded message, sorted, joined by U+001E.
+    U+001E and U+001F are removed from every part but the body first, so the separators are
+    unambiguous (the body comes last). The body is normalized and hashed in one pass by
+    ``kernels.content_hashes``: the normalized text never becomes a Python string.
+    Names, folders, headers and ids are deliberately left out: the same message filed twice
+    or received by two custodians hashes the same.
+    """
+    if not rows:
+        return
+    from . import (
+        kernels,  # numba: only in the processes that build rows (the fork server preloads it)
+    )
+
+    subjects = kernels.normalize_subjects([r["subject"] for r in rows])
+    senders = kernels.normalize_addresses([r["sender_email"] for r in rows])
+    flat: list[str | None] = []
+    for r in rows:
+        for kind in ("to", "cc", "bcc"):
+            flat.extend(p["email"] for p in r[kind])
+    normalized = kernels.normalize_addresses(flat)
+    pos = 0
+    recipients: list[list[str]] = []
+    for r in rows:
+        n = len(r["to"]) + len(r["cc"]) + len(r["bcc"])
+        recipients.append(sorted(a for a in normalized[pos:pos + n] if a))
+        pos += n
+    for r, subject in zip(rows, subjects):
+        r["normalized_subject"] = subject
+
+    # children before parents: a parent's canonical form holds its children's hashes
+    by_depth: dict[int, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_depth.setdefault(r["_depth"], []).append(i)
+    for depth in sorted(by_depth, reverse=True):
+        batch = by_depth[depth]
+        heads = []
+        for i in batch:
+            r = rows[i]
+            atts = r["_att_sha"] + [c["content_hash"] for c in r["_children"]]
+            parts = (
+                senders[i] or "",
+                _ITEM_SEP.join(_strip(a) for a in recipients[i]),
+                format_timestamp(r["sent_at"]) or "",
+                subjects[i] or "",
+                _ITEM_SEP.join(sorted(atts)),
+            )
+            heads.append(_SEP.join((_CANONICAL_VERSION, *(_strip(p) for p in parts))) + _SEP)
+        digests = kernels.content_hashes(heads, [rows[i]["body_text"] for i in batch])
+        for i, digest in zip(batch, digests):
+            rows[i]["content_hash"] = digest
+    for r in rows:
+        del r["_depth"], r["_children"], r["_att_sha"]
+
+
+def _strip(text: str) -> str:
+    return text.replace(_SEP, "").replace(_ITEM_SEP, "") if (_SEP in text or _ITEM_SEP in text) else text
+
+
+def _write_parts(ctx: WorkerContext, index: int, emails: list[dict[str, Any]], attachments: list[dict[str, Any]],
+                 errors: list[dict[str, Any]]) -> None:
+    """Write the shard's part files (gzip members are compressed here, in the worker)."""
+    def put(kind: str, data: bytes) -> None:
+        part_path(ctx.parts_dir, index, kind).write_bytes(data)
+
+    if emails:
+        parquet, csv = arrow_tables(emails, EMAIL_COLUMNS)
+        put("emails.ndjson.gz", gzip_bytes(ndjson_lines(emails, EMAIL_FIELDS)))
+        put("emails.csv.gz", gzip_bytes(csv_lines(csv)))
+        write_arrow_part(part_path(ctx.parts_dir, index, "emails.arrow"), parquet)
+    if attachments:
+        put("attachments.ndjson.gz", gzip_bytes(ndjson_lines(attachments, ATTACHMENT_FIELDS)))
+        put("attachments.csv.gz", gzip_bytes(csv_lines(arrow_tables(attachments, ATTACHMENT_COLUMNS)[1])))
+    if errors:
+        put("errors.ndjson", b"".join(orjson.dumps(e) + b"\n" for e in errors))
+
+
+__all__ = ["WorkerContext", "ShardResult", "few_collections", "init_pool_worker", "init_worker", "read_shard",
+           "write_shard", "run_shards", "part_path",
+           "PART_KINDS", "PREREAD_SHARDS"]

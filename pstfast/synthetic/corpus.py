@@ -1,0 +1,540 @@
+"""Synthetic PSTs with a ground truth: ``pstfast synth``.
+
+From a seed, :func:`synth` writes a Unicode PST with a nested folder tree (non-ASCII
+names), reply threads (Message-ID / In-Reply-To / References and Outlook conversation
+indexes that agree), exact duplicates planted across folders, messages without a
+Message-ID, attachments by value (shared bytes, some over 1 MB), inline images with a
+Content-ID, and embedded messages. The same seed gives the same bytes.
+
+The ground truth (``--truth``) is written from the generator's own values, never read
+back from the PST, so tests can hold readers (libpff, readpst, pstfast extract) to it.
+It is streamed to disk like the PST itself, so memory stays bounded at any size.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import html
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..errors import UsageError
+from ..pst.props import MAPI_BCC, MAPI_CC, MAPI_TO
+from ..pst.write.messaging import Attachment, Message, PstWriter, Recipient
+
+_KIND_NAMES = {MAPI_TO: "to", MAPI_CC: "cc", MAPI_BCC: "bcc"}
+
+_PEOPLE = [
+    ("Alice Müller", "alice.mueller"), ("Bob O'Neil", "bob.oneil"), ("Carla Núñez", "carla.nunez"),
+    ("Dmitri Волков", "dmitri.volkov"), ("Eva Nováková", "eva.novakova"), ("Fatima Zahra", "fatima.zahra"),
+    ("Gérard Lefèvre", "gerard.lefevre"), ("Hiro 山田", "hiro.yamada"), ("Ingrid Sørensen", "ingrid.sorensen"),
+    ("Jun 王", "jun.wang"), ("Kwame Mensah", "kwame.mensah"), ("Léa Dubois", "lea.dubois"),
+    ("Mia Schröder", "mia.schroeder"), ("Nikos Παπαδόπουλος", "nikos.papadopoulos"), ("Olu Adeyemi", "olu.adeyemi"),
+    ("Priya Raman", "priya.raman"), ("Quentin \"Q\" Moreau", "quentin.moreau"), ("Rosa García", "rosa.garcia"),
+    ("Sven Åberg", "sven.aberg"), ("Tomás Ruiz", "tomas.ruiz"), ("Ümit Yılmaz", "umit.yilmaz"),
+    ("Valentina Rossi", "valentina.rossi"), ("Wen 李", "wen.li"), ("Yuki 佐藤 🌸", "yuki.sato"),
+]
+_DOMAINS = ["example.com", "Example.ORG", "corp.example.net", "mail.example.de", "example.co.jp"]
+_WORDS = (
+    "contract review schedule budget forecast meeting draft invoice quarterly shipment approval "
+    "Übersicht Änderung Besprechung naïve façade résumé señal 会議 見積書 契約 予算 проект отчёт "
+    "συνάντηση 계약 rapport réunion acuerdo pagamento 🙂 📎 ✅ deadline minutes attached please "
+    "confirm regards thanks update status risk audit legal hold custodian privilege"
+).split()
+_TOPICS = [
+    "Q3 budget", "Vertrag Änderung", "見積書の確認", "Отчёт за квартал", "Réunion d'équipe", "Legal hold notice",
+    "Shipment delay", "Board deck 📊", "Propuesta comercial", "Audit findings", "Συνάντηση έργου", "Offsite plan 🏖️",
+]
+_FOLDER_NAMES = [
+    "Projekte", "Übersicht", "営業部", "Клиенты", "Ελληνικά", "Archive", "2019", "2020", "2021",
+    "Legal ⚖️", "Finance & Ops", "Réunions", "Ventas", "📁 Misc", "Vendors", "HR", "Board", "Zürich",
+]
+_MIME = [
+    ("txt", "text/plain"), ("pdf", "application/pdf"), ("png", "image/png"), ("csv", "text/csv"),
+    ("docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    ("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    ("zip", "application/zip"), ("bin", "application/octet-stream"),
+]
+_FILE_STEMS = ["report", "Übersicht", "報告書", "résumé", "invoice_2021", "Смета", "scan 📄", "minutes", "plan"]
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """Size and shape knobs for :func:`synth`."""
+
+    messages: int = 200
+    seed: int = 1
+    folders: int | None = None  # default grows with messages
+    attachment_rate: float = 0.3
+    large_attachment_every: int = 500  # one attachment over 1 MB every N messages (0: none)
+    body_kib: int = 2
+    duplicate_rate: float = 0.03
+    no_message_id_rate: float = 0.05
+    embedded_rate: float = 0.03
+    large_body_every: int = 40  # one body of tens of KB every N messages (0: none)
+    # message node ids a block per folder instead of in arrival order, as Outlook gives them:
+    # libpff then opens the file in linear time (see pstfast.pst.write.messaging._MessageIds)
+    ids_by_folder: bool = False
+
+    def validate(self) -> None:
+        if self.messages < 0:
+            raise UsageError(f"--messages must be 0 or more, got {self.messages}")
+        if self.folders is not None and self.folders < 1:
+            raise UsageError(f"--folders must be 1 or more, got {self.folders}")
+        for name in ("attachment_rate", "duplicate_rate", "no_message_id_rate", "embedded_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise UsageError(f"{name.replace('_', '-')} must be between 0 and 1, got {value}")
+        if self.large_attachment_every < 0 or self.body_kib < 0 or self.large_body_every < 0:
+            raise UsageError("size knobs must be 0 or more")
+
+
+@dataclass
+class SynthResult:
+    """What :func:`synth` wrote."""
+
+    path: Path
+    truth: Path | None
+    messages: int  # top-level messages, duplicates included
+    folders: int
+    attachments: int  # top-level attachments (by value and embedded messages)
+    size_bytes: int
+    seconds: float
+    damaged: list[Any] = field(default_factory=list)
+
+    def summary(self) -> str:
+        rate = self.messages / self.seconds if self.seconds else 0.0
+        mb = self.size_bytes / 1e6
+        text = (
+            f"wrote {self.path}: {self.messages} messages in {self.folders} folders, "
+            f"{self.attachments} attachments, {mb:.1f} MB in {self.seconds:.1f} s "
+            f"({rate:,.0f} messages/s, {mb / self.seconds if self.seconds else 0:.1f} MB/s)"
+        )
+        if self.truth:
+            text += f"; truth: {self.truth}"
+        for variant in self.damaged:
+            text += f"\n  damaged {variant.kind}: {variant.path}"
+        return text
+
+
+def _iso(value: _dt.datetime) -> str:
+    return value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rfc2047(text: str) -> str:
+    if text.isascii():
+        return text
+    return "=?utf-8?B?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
+
+
+def _address_header(name: str, email: str) -> str:
+    if name.isascii():
+        return f'"{name}" <{email}>' if any(c in name for c in ',"') else f"{name} <{email}>"
+    return f"{_rfc2047(name)} <{email}>"
+
+
+class _Generator:
+    """Deterministic content: one :class:`random.Random` drives every choice."""
+
+    def __init__(self, options: SynthOptions) -> None:
+        self.o = options
+        self.rng = random.Random(options.seed)
+        self.people = [
+            (name, f"{local}@{self.rng.choice(_DOMAINS)}") for name, local in _PEOPLE
+        ]
+        # a pool of attachments whose bytes recur across messages (logos, disclaimers)
+        self.shared = [self._attachment_bytes(self.rng.choice(_MIME)[0], self.rng.randint(200, 40_000))
+                       for _ in range(8)]
+        self.shared_names = [self._filename(i) for i in range(len(self.shared))]
+
+    # --- small pieces -------------------------------------------------------------------
+
+    def _filename(self, salt: int) -> str:
+        ext, _ = _MIME[salt % len(_MIME)]
+        return f"{self.rng.choice(_FILE_STEMS)}_{salt}.{ext}"
+
+    def _attachment_bytes(self, ext: str, size: int) -> bytes:
+        head = {"pdf": b"%PDF-1.7\n", "png": b"\x89PNG\r\n\x1a\n", "zip": b"PK\x03\x04", "docx": b"PK\x03\x04",
+                "xlsx": b"PK\x03\x04"}.get(ext, b"")
+        return head + self.rng.randbytes(max(size - len(head), 0))
+
+    def words(self, count: int) -> str:
+        return " ".join(self.rng.choice(_WORDS) for _ in range(count))
+
+    def body(self, token: str, kib: int) -> str:
+        target = max(kib * 1024, 80)
+        paragraphs = [f"Ref {token}."]
+        size = 0
+        while size < target:
+            paragraph = self.words(self.rng.randint(12, 60)).capitalize() + "."
+            if self.rng.random() < 0.2:
+                paragraph += "  \t Tabs,\ttrailing spaces  and\u00a0NBSP."
+            paragraphs.append(paragraph)
+            size += len(paragraph.encode("utf-8"))
+        return "\r\n\r\n".join(paragraphs)
+
+    def when(self, after: _dt.datetime | None) -> _dt.datetime:
+        if after is None:
+            base = _dt.datetime(2019, 1, 1, tzinfo=_dt.timezone.utc)
+            return base + _dt.timedelta(seconds=self.rng.randint(0, 4 * 365 * 86400))
+        return after + _dt.timedelta(seconds=self.rng.randint(60, 3 * 86400))
+
+    def recipients(self, sender: tuple[str, str]) -> list[Recipient]:
+        others = [p for p in self.people if p != sender]
+        chosen = self.rng.sample(others, self.rng.randint(1, 6))
+        out = []
+        for i, (name, email) in enumerate(chosen):
+            kind = MAPI_TO if i == 0 or self.rng.random() < 0.5 else (MAPI_CC if self.rng.random() < 0.7 else MAPI_BCC)
+            out.append(Recipient(name, email, kind))
+        return out
+
+
+@dataclass
+class _ThreadState:
+    key: str
+    topic: str
+    guid: bytes
+    root_time: _dt.datetime
+    last: tuple[str | None, list[str], bytes, _dt.datetime] | None = None  # (message id, references, index, time)
+
+
+def _conversation_index(guid: bytes, when: _dt.datetime) -> bytes:
+    ticks = int((when - _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)).total_seconds()) * 10_000_000
+    # header: reserved 0x01, 5 bytes of the FILETIME (high bytes), 16-byte GUID
+    return b"\x01" + ticks.to_bytes(8, "big")[:5] + guid
+
+
+def _child_index(parent: bytes, parent_time: _dt.datetime, when: _dt.datetime) -> bytes:
+    delta = int((when - parent_time).total_seconds() * 10_000_000) >> 18
+    return parent + ((delta & 0x7FFFFFFF) << 8).to_bytes(5, "big")
+
+
+def _headers(msg: Message, to: list[Recipient], cc: list[Recipient]) -> str:
+    lines = [
+        "Received: from mx.example.net (mx.example.net [192.0.2.25]) by mail.example.com; "
+        + msg.received_at.strftime("%a, %d %b %Y %H:%M:%S +0000"),
+        f"From: {_address_header(msg.sender_name, msg.sender_email)}",
+        "To: " + ", ".join(_address_header(r.name, r.email) for r in to),
+    ]
+    if cc:
+        lines.append("Cc: " + ", ".join(_address_header(r.name, r.email) for r in cc))
+    lines.append(f"Subject: {_rfc2047(msg.subject)}")
+    lines.append("Date: " + msg.sent_at.strftime("%a, %d %b %Y %H:%M:%S +0000"))
+    if msg.internet_message_id:
+        lines.append(f"Message-ID: {msg.internet_message_id}")
+    if msg.in_reply_to:
+        lines.append(f"In-Reply-To: {msg.in_reply_to}")
+    if msg.references:
+        lines.append(f"References: {msg.references}")
+    lines += ["MIME-Version: 1.0", 'Content-Type: multipart/alternative; boundary="pstfast-synth"',
+              "X-Mailer: pstfast synth"]
+    return "\r\n".join(lines) + "\r\n\r\n"
+
+
+def _folder_tree(gen: _Generator, writer: PstWriter, count: int) -> list[tuple[int, str]]:
+    """Create *count* user folders; return (nid, path) for each, Inbox first."""
+    top = "Top of Personal Folders"
+    folders: list[tuple[int, str]] = []
+    inbox = writer.add_folder(writer.ipm_subtree, "Inbox")
+    folders.append((inbox, f"{top}/Inbox"))
+    if count > 1:
+        sent = writer.add_folder(writer.ipm_subtree, "Sent Items")
+        folders.append((sent, f"{top}/Sent Items"))
+    while len(folders) < count:
+        parent_nid, parent_path = gen.rng.choice([(writer.ipm_subtree, top), *folders])
+        depth = parent_path.count("/")
+        if depth >= 5:
+            continue
+        name = f"{gen.rng.choice(_FOLDER_NAMES)} {len(folders)}"
+        nid = writer.add_folder(parent_nid, name)
+        folders.append((nid, f"{parent_path}/{name}"))
+    return folders
+
+
+class _TruthWriter:
+    """Streams the ground truth JSON: messages as they are written, summaries at the end."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.file: TextIO | None = open(path, "w", encoding="utf-8") if path else None  # noqa: SIM115
+        self.first = True
+        if self.file:
+            self.file.write('{"messages": [\n')
+
+    def message(self, record: dict[str, Any]) -> None:
+        if self.file:
+            self.file.write(("" if self.first else ",\n") + json.dumps(record, ensure_ascii=False))
+            self.first = False
+
+    def finish(self, tail: dict[str, Any]) -> None:
+        if self.file:
+            self.file.write("\n]")
+            for key, value in tail.items():
+                self.file.write(f",\n{json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+            self.file.write("}\n")
+            self.file.close()
+
+
+def _message_truth(msg: Message, nid: int | None, folder_path: str | None, atts: list[dict[str, Any]]) -> dict[str, Any]:
+    def people(kind: int) -> list[dict[str, str]]:
+        return [{"name": r.name, "email": r.email} for r in msg.recipients if r.kind == kind]
+
+    return {
+        "nid": nid,
+        "folder_path": folder_path,
+        "message_class": msg.message_class,
+        "subject": msg.subject,
+        "sender_name": msg.sender_name,
+        "sender_email": msg.sender_email,
+        "to": people(MAPI_TO),
+        "cc": people(MAPI_CC),
+        "bcc": people(MAPI_BCC),
+        "sent_at": _iso(msg.sent_at),
+        "received_at": _iso(msg.received_at),
+        "body_text": msg.body_text,
+        "body_html": msg.body_html,
+        "transport_headers": msg.transport_headers,
+        "internet_message_id": msg.internet_message_id,
+        "in_reply_to": msg.in_reply_to,
+        "references": msg.references.split() if msg.references else [],
+        "conversation_index": msg.conversation_index.hex() if msg.conversation_index else None,
+        "conversation_topic": msg.conversation_topic,
+        "importance": msg.importance,
+        "attachments": atts,
+    }
+
+
+def _attachment_truth(ordinal: int, att: Attachment, embedded: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "ordinal": ordinal,
+        "filename": att.filename,
+        "mime_type": att.mime_type,
+        "size": len(att.data) if att.message is None else None,
+        "sha256": hashlib.sha256(att.data).hexdigest() if att.message is None else None,
+        "content_id": att.content_id,
+        "is_inline": att.inline,
+        "method": "embedded_message" if att.message is not None else "by_value",
+        "message": embedded,
+    }
+
+
+def _build_message(gen: _Generator, index: int, thread: _ThreadState, reply: bool) -> Message:
+    o, rng = gen.o, gen.rng
+    sender = rng.choice(gen.people)
+    recipients = gen.recipients(sender)
+    token = f"{o.seed}-{index}"
+    parent = thread.last if reply else None
+    sent = gen.when(parent[3] if parent else None)
+    received = sent + _dt.timedelta(seconds=rng.randint(1, 600))
+    subject = ("RE: " if reply else "") + thread.topic
+    if reply and rng.random() < 0.2:
+        subject = "AW: " + subject
+    has_id = rng.random() >= o.no_message_id_rate
+    message_id = f"<{token}.{rng.getrandbits(48):012x}@synth.example.com>" if has_id else None
+    in_reply_to = references = None
+    if parent:
+        parent_id, parent_refs, parent_index, parent_time = parent
+        in_reply_to = parent_id
+        references = " ".join([*parent_refs, parent_id]) if parent_id else None
+        conv_index = _child_index(parent_index, parent_time, sent)
+    else:
+        conv_index = _conversation_index(thread.guid, sent)
+    big = o.large_body_every and index % o.large_body_every == o.large_body_every - 1
+    body = gen.body(token, rng.randint(20, 60) if big else max(o.body_kib + rng.randint(-1, 1), 0))
+    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in body.split("\r\n\r\n"))
+    msg = Message(
+        subject=subject, sender_name=sender[0], sender_email=sender[1], sent_at=sent, received_at=received,
+        recipients=recipients, body_text=body,
+        body_html=f"<html><head><meta charset=\"utf-8\"></head><body>{paragraphs}</body></html>",
+        internet_message_id=message_id, in_reply_to=in_reply_to, references=references,
+        conversation_index=conv_index, conversation_topic=thread.topic,
+        importance=rng.choices((0, 1, 2), (1, 8, 1))[0],
+    )
+    msg.transport_headers = _headers(
+        msg, [r for r in recipients if r.kind == MAPI_TO], [r for r in recipients if r.kind == MAPI_CC]
+    )
+    if message_id:  # replies chain onto the newest message that has an id
+        refs = [*parent[1], parent[0]] if parent and parent[0] else []
+        thread.last = (message_id, refs, conv_index, sent)
+    return msg
+
+
+def _add_attachments(gen: _Generator, index: int, msg: Message) -> None:
+    o, rng = gen.o, gen.rng
+    names: set[str] = set()
+
+    def unique(name: str) -> str:
+        stem, dot, ext = name.rpartition(".")
+        n = 1
+        while name in names:
+            name = f"{stem} ({n}).{ext}" if dot else f"{name} ({n})"
+            n += 1
+        names.add(name)
+        return name
+
+    if rng.random() < o.attachment_rate:
+        for _ in range(rng.randint(1, 3)):
+            if rng.random() < 0.35:
+                pick = rng.randrange(len(gen.shared))
+                data, name = gen.shared[pick], gen.shared_names[pick]
+            else:
+                name = gen._filename(rng.randrange(1000))
+                data = gen._attachment_bytes(name.rsplit(".", 1)[1], rng.randint(0, 60_000))
+            ext = name.rsplit(".", 1)[1]
+            mime = dict(_MIME)[ext]
+            msg.attachments.append(Attachment(unique(name), mime, data))
+        if rng.random() < 0.3:  # an inline image referenced from the HTML body
+            cid = f"img{index}.{rng.getrandbits(32):08x}@synth"
+            msg.attachments.append(
+                Attachment(unique(f"logo_{index}.png"), "image/png", gen._attachment_bytes("png", rng.randint(500, 5000)),
+                           content_id=cid, inline=True)
+            )
+            msg.body_html = (msg.body_html or "").replace("</body>", f'<img src="cid:{cid}"></body>')
+    if o.large_attachment_every and index % o.large_attachment_every == o.large_attachment_every // 2:
+        msg.attachments.append(
+            Attachment(unique(f"large_{index}.bin"), "application/octet-stream",
+                       gen._attachment_bytes("bin", rng.randint(1_100_000, 1_600_000)))
+        )
+
+
+def synth(
+    out: str | os.PathLike[str],
+    *,
+    options: SynthOptions | None = None,
+    truth: str | os.PathLike[str] | None = None,
+    damaged: str | os.PathLike[str] | None = None,
+) -> SynthResult:
+    """Write a deterministic synthetic Unicode PST to *out* (and its ground truth to *truth*)."""
+    options = options or SynthOptions()
+    options.validate()
+    path = Path(out)
+    _check_writable(path)
+    truth_path = Path(truth) if truth else None
+    if truth_path:
+        _check_writable(truth_path)
+    started = time.perf_counter()
+    gen = _Generator(options)
+    n_folders = options.folders or max(3, min(200, 3 + options.messages // 400))
+    tmp = path.with_name(path.name + ".partial")
+    truth_tmp = truth_path.with_name(truth_path.name + ".partial") if truth_path else None
+    truth_out = _TruthWriter(truth_tmp)
+    writer = PstWriter(tmp, display_name=f"pstfast synth (seed {options.seed})", seed=options.seed,
+                       ids_by_folder=options.ids_by_folder)
+    try:
+        folders = _folder_tree(gen, writer, n_folders)
+        weights = [max(1.0, 40.0 / (i + 1) ** 1.1) for i in range(len(folders))]
+        threads: dict[str, list[str]] = {}
+        groups: dict[str, list[str]] = {}
+        open_threads: list[_ThreadState] = []
+        counts = {"messages": 0, "attachments": 0}
+        folder_counts = {p: 0 for _, p in folders}
+        next_thread = 0
+
+        def emit(msg: Message, folder: tuple[int, str], key: str, thread_key: str, dup: str | None) -> None:
+            nid = writer.add_message(folder[0], msg)
+            atts = []
+            for ordinal, att in enumerate(msg.attachments):
+                embedded = None
+                if att.message is not None:
+                    embedded = _message_truth(att.message, None, None, [
+                        _attachment_truth(i, a, None) for i, a in enumerate(att.message.attachments)
+                    ])
+                atts.append(_attachment_truth(ordinal, att, embedded))
+            record = {"key": key, **_message_truth(msg, nid, folder[1], atts), "thread": thread_key,
+                      "duplicate_group": dup}
+            truth_out.message(record)
+            threads.setdefault(thread_key, []).append(key)
+            counts["messages"] += 1
+            counts["attachments"] += len(msg.attachments)
+            folder_counts[folder[1]] += 1
+
+        for index in range(options.messages):
+            rng = gen.rng
+            reply = bool(open_threads) and rng.random() < 0.55
+            if reply:
+                thread = rng.choice(open_threads[-50:])
+                if thread.last is None:
+                    reply = False
+            if not reply:
+                next_thread += 1
+                topic = f"{rng.choice(_TOPICS)} #{next_thread}"
+                thread = _ThreadState(f"t{next_thread:06d}", topic, rng.randbytes(16), gen.when(None))
+                open_threads.append(thread)
+            msg = _build_message(gen, index, thread, reply)
+            _add_attachments(gen, index, msg)
+            if rng.random() < options.embedded_rate:
+                inner_thread = _ThreadState("", f"Fwd material {index}", rng.randbytes(16), gen.when(None))
+                inner = _build_message(gen, index + 10_000_000, inner_thread, False)
+                if rng.random() < 0.5:
+                    inner.attachments.append(Attachment(f"inner_{index}.txt", "text/plain",
+                                                        gen.words(40).encode("utf-8")))
+                msg.attachments.append(Attachment(f"{inner.subject}.msg", message=inner))
+            folder = folders[rng.choices(range(len(folders)), weights)[0]]
+            key = f"m{index:07d}"
+            dup = None
+            if rng.random() < options.duplicate_rate and len(folders) > 1:
+                dup = f"d{index:07d}"
+                groups[dup] = [key, key + "-dup"]
+            emit(msg, folder, key, thread.key, dup)
+            if dup:
+                other = rng.choice([f for f in folders if f != folder])
+                emit(msg, other, key + "-dup", thread.key, dup)
+        truth_out.finish(
+            {
+                "seed": options.seed,
+                "options": {k: getattr(options, k) for k in options.__dataclass_fields__},
+                "folders": [
+                    {"path": p, "name": p.rsplit("/", 1)[-1], "message_count": folder_counts.get(p, 0)}
+                    for p in ["Top of Personal Folders", "Top of Personal Folders/Deleted Items",
+                              *(path for _, path in folders)]
+                ],
+                "threads": threads,
+                "duplicate_groups": groups,
+            }
+        )
+        size = writer.close()
+    except BaseException:
+        writer.abort()
+        truth_out.finish({})
+        tmp.unlink(missing_ok=True)
+        if truth_tmp:
+            truth_tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    if truth_path and truth_tmp:
+        os.replace(truth_tmp, truth_path)
+    result = SynthResult(path, truth_path, counts["messages"], len(folders) + 2, counts["attachments"], size,
+                         time.perf_counter() - started)
+    if damaged:
+        from .damage import damage
+
+        result.damaged = damage(path, damaged)
+    return result
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"cannot write {path}: folder {parent} is not writable")
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a folder")
+
+
+def iter_truth_messages(truth: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every message in a loaded truth, embedded messages included (depth first)."""
+    for message in truth["messages"]:
+        yield message
+        stack = [a["message"] for a in message["attachments"] if a.get("message")]
+        while stack:
+            inner = stack.pop()
+            yield inner
+            stack.extend(a["message"] for a in inner["attachments"] if a.get("message"))

@@ -116,6 +116,11 @@ def apply_migrations(conn: Any) -> MigrateResult:
 
 
 def migrate(db: Database = None) -> MigrateResult:
-    """Bring the database at *db* (or the default) up to date."""
+    """Bring the database at *db* (or the default) up to date.
+
+    Raises:
+        MigrationError: an applied migration's text has changed since.
+        DatabaseError: PostgreSQL is unreachable or the connection dropped (transient: retry).
+    """
     with connection(db) as conn:
         return apply_migrations(conn)

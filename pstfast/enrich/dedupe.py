@@ -34,7 +34,12 @@ def dedupe(
     *,
     project_id: str | None = None,
 ) -> DedupeResult:
-    """Mark exact duplicates across every PST of the project; idempotent."""
+    """Mark exact duplicates across every PST of the project; idempotent.
+
+    Raises:
+        UsageError: no project is given and none is recorded for *pst_file_id*.
+        DatabaseError: PostgreSQL is unreachable or the connection dropped (transient: retry).
+    """
     with connection(db) as conn:
         apply_migrations(conn)
         if pst_file_id:

@@ -176,7 +176,13 @@ def index(
     backend: str = "postgres",
     opensearch_url: str | None = None,
 ) -> IndexResult:
-    """Make one PST's emails searchable with *backend*; idempotent."""
+    """Make one PST's emails searchable with *backend*; idempotent.
+
+    Raises:
+        UsageError: an unknown backend, or ``opensearch`` without a URL.
+        StorageError: OpenSearch or the bulk files could not be reached (transient).
+        DatabaseError: PostgreSQL is unreachable or the connection dropped (transient: retry).
+    """
     if backend not in BACKENDS:
         raise UsageError(f"unknown index backend {backend!r} (choose {', '.join(BACKENDS)})")
     if backend == "opensearch" and not opensearch_url:

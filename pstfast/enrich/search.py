@@ -29,7 +29,12 @@ class SearchHit:
 
 
 def search(query: str, project_id: str, db: Database = None, *, limit: int = 20) -> list[SearchHit]:
-    """Emails of *project_id* matching *query* (web-search syntax), best first."""
+    """Emails of *project_id* matching *query* (web-search syntax), best first.
+
+    Raises:
+        SchemaNotCurrentError: the schema lacks a migration (run ``pstfast db migrate``).
+        DatabaseError: PostgreSQL is unreachable or the connection dropped (transient: retry).
+    """
     with connection(db) as conn:
         require_current(conn)
         rows = conn.execute(

@@ -42,6 +42,10 @@ def thread(
     """Thread every email of the project (of *pst_file_id*, or *project_id*); idempotent.
 
     *root* is accepted so all stages share one signature; threading reads only the database.
+
+    Raises:
+        UsageError: no project is given and none is recorded for *pst_file_id*.
+        DatabaseError: PostgreSQL is unreachable or the connection dropped (transient: retry).
     """
     with connection(db) as conn:
         apply_migrations(conn)

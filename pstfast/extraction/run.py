@@ -93,6 +93,13 @@ def extract(
     shard size (tests use it to get many shards from a small PST). ``reader``: ``pstfast``
     (default; or ``PSTFAST_READER``) or ``libpff``, which reads every item with pypff
     instead: slower (libpff's open is quadratic in the item count), the same output bytes.
+
+    Raises:
+        NotAPstError: the input is not a PST (or is empty, or missing).
+        CorruptPstError: its header or B-trees cannot be read.
+        UsageError: invalid arguments or identifiers, or *out* is not writable.
+        StorageError: reading the input or writing the output failed (transient).
+        WorkerDiedError: an extract worker process was killed (transient).
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()

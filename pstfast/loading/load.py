@@ -245,7 +245,14 @@ def load(
     *,
     project_id: str | None = None,
 ) -> LoadResult:
-    """Load one PST's extract output under *root* into PostgreSQL (idempotent)."""
+    """Load one PST's extract output under *root* into PostgreSQL (idempotent).
+
+    Raises:
+        ManifestError: the output has no manifest, or its objects do not match it.
+        InputError: the rows break an invariant (counts, ids, another project's PST).
+        StorageError: an object could not be read (transient).
+        DatabaseError: PostgreSQL is unreachable or the connection dropped (transient: retry).
+    """
     prefix = storage.output_prefix(root, pst_file_id)
     manifest = read_manifest(prefix)
     if manifest.pst_file_id != pst_file_id:

@@ -111,7 +111,12 @@ def submit(
     db: str | None = None,
 ) -> SubmitResult:
     """Send the job for *source* to the ``pst_ingest`` queue, unless ``pipeline_routes``
-    sends *project_id* to the legacy pipeline (then nothing is sent and route='legacy')."""
+    sends *project_id* to the legacy pipeline (then nothing is sent and route='legacy').
+
+    Raises:
+        UsageError: an invalid identifier, the queue does not exist, or no AWS credentials.
+        StorageError: SQS could not be reached (transient).
+    """
     if not queue_url:
         raise UsageError("submit needs --queue URL (the pst_ingest queue)")
     body = job_message(str(project_id), source, pst_file_id)

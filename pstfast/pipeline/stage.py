@@ -78,7 +78,13 @@ def run_stage(
     opensearch_url: str | None = None,
     attempt: int | None = None,
 ) -> StageOutcome:
-    """Run stage *name* for one PST with manifest, log, ``stage_runs`` and status updates."""
+    """Run stage *name* for one PST with manifest, log, ``stage_runs`` and status updates.
+
+    Raises:
+        UsageError: an unknown stage, or arguments the stage needs are missing.
+        InputError: the stage rejected its input (recorded as ``rejected``; never retried).
+        TransientError: storage or the database failed (recorded as ``failed``; retry).
+    """
     if name not in STAGES:
         raise UsageError(f"unknown stage {name!r} (choose {', '.join(STAGES)})")
     with StageRun(out, name, pst_file_id, project_id=project_id, attempt=attempt, db=db) as run:

@@ -189,7 +189,13 @@ class Report:
 
 
 def inspect_pst(path: str | os.PathLike[str], *, readpst: bool = False) -> Report:
-    """Summarise a PST with libpff, and optionally cross-check it with readpst."""
+    """Summarise a PST with libpff, and optionally cross-check it with readpst.
+
+    Raises:
+        NotAPstError: the file is not a PST.
+        CorruptPstError: libpff cannot open it, or readpst's counts differ.
+        MissingDependencyError: libpff (``pstfast[libpff]``) is not installed.
+    """
     summary = libpff_summary(path)
     report = Report(Path(path), summary)
     if readpst:

@@ -411,7 +411,11 @@ def synth(
     truth: str | os.PathLike[str] | None = None,
     damaged: str | os.PathLike[str] | None = None,
 ) -> SynthResult:
-    """Write a deterministic synthetic Unicode PST to *out* (and its ground truth to *truth*)."""
+    """Write a deterministic synthetic Unicode PST to *out* (and its ground truth to *truth*).
+
+    Raises:
+        UsageError: bad options, or *out* cannot be written.
+    """
     options = options or SynthOptions()
     options.validate()
     path = Path(out)

@@ -72,7 +72,12 @@ def _btree_roots(data: bytes) -> tuple[int, int]:
 def damage(
     pst: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, kinds: Sequence[str] | None = None
 ) -> list[DamagedVariant]:
-    """Write the damaged variants of *pst* into *out_dir*; return what was written."""
+    """Write the damaged variants of *pst* into *out_dir*; return what was written.
+
+    Raises:
+        InputError: *pst* is not a readable PST.
+        UsageError: an unknown kind, or *out_dir* cannot be written.
+    """
     source = check_pst_file(pst)
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@
   (perf/ratios.py), from the latest run that measured both;
 * ``scaling.png``: ``pstfast run`` wall time vs PST size per worker count, the legacy
   baseline, and the scaling model (perf/scaling.py) with its held-out check;
-* ``dashboard.png``: the three in one image (the README embeds it);
+* ``per_vcpu.png``: messages/s and GB/h per vCPU vs PST size, one series per tool and
+  configuration, the latest run of each size;
+* ``dashboard.png``: all of them in one image (the README embeds it);
 * ``index.html``: the page, with the tables (ratios, model check, Batch projection).
 """
 
@@ -21,9 +23,13 @@ import datetime as dt
 import html
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as ``python perf/dashboard.py``: make ``perf`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from perf import ratios, scaling
 
@@ -40,6 +46,7 @@ class Run:
     dirty: bool
     machine: str
     benchmarks: list[dict[str, Any]]
+    vcpus: int | None = None  # the machine's CPU count (machine_info), None when not recorded
 
     @property
     def label(self) -> str:
@@ -69,8 +76,9 @@ def load_runs(results: Path = RESULTS) -> list[Run]:
         cpu = (machine.get("cpu") or {}).get("brand_raw") or machine.get("processor") or "?"
         benches = data["benchmarks"]
         ratios.annotate(benches)  # older files get the current rules too
+        count = (machine.get("cpu") or {}).get("count")
         runs.append(Run(path, when, str(commit.get("id") or "unknown"), bool(commit.get("dirty")),
-                        f"{machine.get('node', '?')} / {cpu}", benches))
+                        f"{machine.get('node', '?')} / {cpu}", benches, count if isinstance(count, int) else None))
     runs.sort(key=lambda r: r.when)
     return runs
 
@@ -202,6 +210,169 @@ def _plot_scaling(ax: Any, runs: list[Run]) -> dict[str, Any]:
     return info
 
 
+# --- by PST size: the latest measurement of every (series, PST) pair --------------------
+
+_EXTRACT_WORKERS = re.compile(r"test_pstfast\[(?:\d+-)?(\d+)\]")
+_E2E_WORKERS = re.compile(r"test_e2e_pstfast\[\d+-w(\d+)\]")
+#: extract baselines -> (series label, processes they keep busy): readpst runs 2 jobs,
+#: pffexport and the legacy extract one process each
+_EXTRACT_TOOLS = {"test_readpst_j2": ("readpst -j 2", 2), "test_pffexport": ("pffexport", 1),
+                  "test_legacy": ("legacy extract (pypff)", 1)}
+
+
+@dataclass
+class Sized:
+    """One benchmark placed by the PST it read."""
+
+    series: str
+    end_to_end: bool
+    pst_mb: float
+    messages: int  # the PST's nominal size (the benchmark's size parameter), for labels
+    bench: dict[str, Any]
+    run: Run
+
+
+def _config(bench: dict[str, Any]) -> tuple[str, int, bool] | None:
+    """(series label, parallel processes, end to end?) of a throughput benchmark, None for
+    the others (the RSS check is one round of a 2-worker extract, not a throughput series)."""
+    name, base = bench["name"], bench["name"].split("[")[0]
+    if suite_of(bench) == "extract":
+        m = _EXTRACT_WORKERS.fullmatch(name)
+        if m:
+            return f"pstfast extract, {m[1]} worker(s)", int(m[1]), False
+        tool = _EXTRACT_TOOLS.get(base)
+        return (tool[0], tool[1], False) if tool else None
+    if suite_of(bench) == "e2e":
+        m = _E2E_WORKERS.fullmatch(name)
+        if m:
+            return f"pstfast run (end to end), {m[1]} worker(s)", int(m[1]), True
+        if base == "test_e2e_legacy":
+            return "legacy ORM (end to end)", 1, True
+    return None
+
+
+def _nominal(bench: dict[str, Any]) -> int:
+    """The PST's size as the benchmark names it (``size``/``bench_pst``/``messages``
+    parameter); older unparametrised runs fall back to the messages they counted."""
+    params = bench.get("params") or {}
+    for key in ("size", "bench_pst", "messages"):
+        if isinstance(params.get(key), int) and params[key] > 0:
+            return int(params[key])
+    info = bench.get("extra_info") or {}
+    return int(info.get("pst_messages") or info.get("messages") or 0)
+
+
+def latest_by_size(runs: list[Run], series_of: Any = _config) -> dict[tuple[str, float], Sized]:
+    """The newest result of every (series, PST size in MB); runs are oldest first, so a
+    later run overwrites. Benchmarks without ``pst_mb`` (no PST to place them by) are skipped."""
+    out: dict[tuple[str, float], Sized] = {}
+    for run in runs:
+        for b in run.benchmarks:
+            cfg = series_of(b)
+            mb = (b.get("extra_info") or {}).get("pst_mb")
+            if cfg is None or not mb:
+                continue
+            out[(cfg[0], float(mb))] = Sized(cfg[0], cfg[-1], float(mb), _nominal(b), b, run)
+    return out
+
+
+def _size_ticks(ax: Any, points: list[Sized]) -> None:
+    """x ticks at the measured PST sizes, labelled with GB and the nominal message count;
+    sizes closer than 8 % of the axis would print on top of each other, so those drop."""
+    by_mb: dict[float, int] = {}
+    for p in points:  # one PST file, several nominal counts (e2e counts top-level messages only)
+        by_mb[p.pst_mb] = min(by_mb.get(p.pst_mb, p.messages), p.messages)
+    span = max(by_mb, default=1.0) or 1.0
+    ticks: list[float] = []
+    for mb in sorted(by_mb):
+        if not ticks or (mb - ticks[-1]) / span > 0.08:
+            ticks.append(mb)
+    ax.set_xticks([mb / 1000 for mb in ticks],
+                  [f"{mb / 1000:.2f} GB\n{_msgs(by_mb[mb])} msgs" for mb in ticks], fontsize=7)
+    ax.margins(x=0.06)
+
+
+def _plain_log_y(ax: Any) -> None:
+    """Log y axis labelled in plain numbers (not 3x10^2), minor labels at 2 and 5 only so
+    they never crowd."""
+    from matplotlib.ticker import FuncFormatter
+
+    def minor(value: float, _: int) -> str:
+        lead = f"{value:.0e}"[0]
+        return f"{value:,.0f}" if lead in "25" and value >= 1 else (f"{value:g}" if lead in "25" else "")
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
+def _msgs(n: int) -> str:
+    return f"{n / 1000:.0f}k" if n >= 10_000 else f"{n:,}"
+
+
+# --- view: throughput per vCPU vs PST size ---------------------------------------------
+
+def _vcpus(cfg_processes: int, run: Run) -> int:
+    """vCPUs a configuration occupies: its parallel processes (workers, readpst jobs), at
+    most the machine's vCPUs. Per vCPU *used*, so 1 and 2 workers compare on efficiency
+    (equal values = perfect scaling); PostgreSQL's backends are not counted."""
+    return max(1, min(cfg_processes, run.vcpus or cfg_processes))
+
+
+def per_vcpu_table(runs: list[Run]) -> list[dict[str, Any]]:
+    """Messages/s and GB/h per vCPU, latest run of each (series, PST size)."""
+    rows = []
+    for (series, mb), p in sorted(latest_by_size(runs).items()):
+        cfg = _config(p.bench)
+        info = p.bench.get("extra_info") or {}
+        projected = ratios.legacy_projection(info)
+        # a sampled legacy run's whole-PST time is its projection (as in the ratio table)
+        seconds = projected[0] if projected else p.bench["stats"].get("median")
+        if cfg is None or not seconds:
+            continue
+        vcpus = _vcpus(cfg[1], p.run)
+        rows.append({"series": series, "end_to_end": p.end_to_end, "pst_mb": mb, "messages": p.messages,
+                     "vcpus": vcpus, "msgs_per_s_per_vcpu": ratios.rate(p.bench) / vcpus,
+                     "gb_per_h_per_vcpu": mb / 1000 / seconds * 3600 / vcpus,
+                     "sampled": projected is not None, "run": p.run.path.name, "_point": p})
+    return rows
+
+
+def _plot_per_vcpu(ax_rate: Any, ax_gb: Any, rows: list[dict[str, Any]], legend_ax: Any | None = None) -> None:
+    series = sorted({r["series"] for r in rows}, key=lambda s: (" run " in s or "ORM" in s, s))
+    for i, name in enumerate(series):
+        sel = sorted((r for r in rows if r["series"] == name), key=lambda r: r["pst_mb"])
+        # end-to-end series dashed: they include the database stages, extract-only ones do not
+        style = {"marker": "s" if sel[0]["end_to_end"] else "o", "ls": "--" if sel[0]["end_to_end"] else "-",
+                 "color": f"C{i % 10}", "label": name}
+        xs = [r["pst_mb"] / 1000 for r in sel]
+        ax_rate.plot(xs, [r["msgs_per_s_per_vcpu"] for r in sel], **style)
+        ax_gb.plot(xs, [r["gb_per_h_per_vcpu"] for r in sel], **style)
+        for r in sel:
+            if r["sampled"]:  # projected from a sample, not measured on the whole PST
+                for ax, key in ((ax_rate, "msgs_per_s_per_vcpu"), (ax_gb, "gb_per_h_per_vcpu")):
+                    ax.plot([r["pst_mb"] / 1000], [r[key]], "x", color="black", ms=9)
+    if any(r["sampled"] for r in rows):
+        ax_rate.plot([], [], "x", color="black", ms=9, ls="", label="legacy sampled: projection")
+    ax_rate.set_title("throughput per vCPU used vs PST size (latest run of each size)")
+    ax_rate.set_ylabel("messages/s per vCPU (log)")
+    ax_gb.set_ylabel("GB/h per vCPU (log)")
+    ax_gb.set_xlabel("PST size (x: GB; the tick also gives the nominal message count)")
+    for ax in (ax_rate, ax_gb):
+        ax.grid(True, which="both", alpha=0.3)
+        if rows:
+            _plain_log_y(ax)
+            _size_ticks(ax, [r["_point"] for r in rows])
+    if not rows:
+        ax_rate.text(0.5, 0.5, "no extract or end-to-end results with pst_mb", ha="center",
+                     transform=ax_rate.transAxes)
+        return
+    ax_rate.tick_params(labelbottom=False)  # the lower panel carries the size labels
+    (legend_ax or ax_rate).legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+                                  title="vCPU = workers / jobs,\ncapped at the machine's", title_fontsize=6)
+
+
 def build(results: Path = RESULTS, out: Path | None = None) -> Path:
     """Write the charts and ``index.html``; return the page's path."""
     import matplotlib
@@ -236,8 +407,15 @@ def build(results: Path = RESULTS, out: Path | None = None) -> Path:
     fig.savefig(out / "scaling.png", dpi=110)
     plt.close(fig)
 
-    fig = plt.figure(figsize=(16, 11))
-    grid = fig.add_gridspec(2, 2)
+    per_vcpu = per_vcpu_table(runs)
+    fig, (ax_rate, ax_gb) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    _plot_per_vcpu(ax_rate, ax_gb, per_vcpu)
+    fig.tight_layout()
+    fig.savefig(out / "per_vcpu.png", dpi=110)
+    plt.close(fig)
+
+    fig = plt.figure(figsize=(16, 16))
+    grid = fig.add_gridspec(3, 2)
     _plot_ratios(fig.add_subplot(grid[0, 0]), table)
     _plot_scaling(fig.add_subplot(grid[0, 1]), runs)
     tp_axes = {}
@@ -245,15 +423,21 @@ def build(results: Path = RESULTS, out: Path | None = None) -> Path:
     for i, s in enumerate(suites):
         tp_axes[s] = fig.add_subplot(sub[0, i])
     _plot_throughput(tp_axes, runs)
+    views = grid[2, :].subgridspec(1, 2, width_ratios=[1.6, 1])
+    per_vcpu_cell = views[0, 0].subgridspec(2, 1, hspace=0.08)
+    ax_rate = fig.add_subplot(per_vcpu_cell[0, 0])
+    _plot_per_vcpu(ax_rate, fig.add_subplot(per_vcpu_cell[1, 0], sharex=ax_rate), per_vcpu)
     fig.suptitle(f"pstfast perf: {len(runs)} runs, latest {runs[-1].commit[:7]} at {runs[-1].when:%Y-%m-%d %H:%M} "
                  f"on {runs[-1].machine}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))  # keep the suptitle clear of the top panels' titles
     fig.savefig(out / "dashboard.png", dpi=100)
     plt.close(fig)
 
     page = out / "index.html"
-    page.write_text(_html(runs, table, model_info), encoding="utf-8")
-    (out / "summary.json").write_text(json.dumps(_summary(runs, table, model_info), indent=1, default=str))
+    views_data = {"per_vcpu": [{k: v for k, v in r.items() if not k.startswith("_")} for r in per_vcpu]}
+    page.write_text(_html(runs, table, model_info, views_data), encoding="utf-8")
+    summary = _summary(runs, table, model_info) | views_data
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return page
 
 
@@ -278,7 +462,8 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _html(runs: list[Run], table: list[dict[str, Any]], model_info: dict[str, Any]) -> str:
+def _html(runs: list[Run], table: list[dict[str, Any]], model_info: dict[str, Any],
+          views: dict[str, list[dict[str, Any]]]) -> str:
     model = model_info.get("model")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>pstfast perf</title>",
@@ -310,6 +495,13 @@ def _html(runs: list[Run], table: list[dict[str, Any]], model_info: dict[str, An
                      ("messages", "messages"), ("vcpus", "vCPU"), ("extract_s", "extract s"),
                      ("extract_msgs_per_s", "extract msgs/s"), ("e2e_s", "end-to-end s"),
                      ("e2e_msgs_per_s", "end-to-end msgs/s")]))
+    parts.append("<h2>Throughput per vCPU vs PST size</h2><img src='per_vcpu.png'>")
+    parts.append("<p>Latest run of each (tool, PST size). vCPU = the configuration's parallel processes "
+                 "(extract workers, readpst jobs; 1 for pffexport and legacy) capped at the machine's vCPUs; "
+                 "PostgreSQL's backends are not counted. Dashed: end to end (with the database stages).</p>")
+    parts.append(_table(views["per_vcpu"], [("series", "series"), ("messages", "PST messages"), ("pst_mb", "PST MB"),
+                        ("vcpus", "vCPU"), ("msgs_per_s_per_vcpu", "msgs/s per vCPU"),
+                        ("gb_per_h_per_vcpu", "GB/h per vCPU"), ("sampled", "legacy sampled"), ("run", "run")]))
     parts.append("<h2>Throughput over runs</h2><img src='throughput.png'>")
     parts.append("<h2>Runs</h2>")
     parts.append(_table([{"file": r.path.name, "commit": r.commit[:12] + ("+dirty" if r.dirty else ""),

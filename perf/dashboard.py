@@ -12,6 +12,8 @@
   baseline, and the scaling model (perf/scaling.py) with its held-out check;
 * ``per_vcpu.png``: messages/s and GB/h per vCPU vs PST size, one series per tool and
   configuration, the latest run of each size;
+* ``stages.png``: seconds per stage (extract, load, thread, dedupe, index, the runner's
+  remainder) of the latest ``pstfast run`` of each PST size and worker count;
 * ``dashboard.png``: all of them in one image (the README embeds it);
 * ``index.html``: the page, with the tables (ratios, model check, Batch projection).
 """
@@ -373,6 +375,65 @@ def _plot_per_vcpu(ax_rate: Any, ax_gb: Any, rows: list[dict[str, Any]], legend_
                                   title="vCPU = workers / jobs,\ncapped at the machine's", title_fontsize=6)
 
 
+# --- view: time per stage of the end-to-end runs ---------------------------------------
+
+STAGES = ("extract", *scaling.DB_STAGES)
+
+
+def _e2e_pstfast(bench: dict[str, Any]) -> tuple[str, int, bool] | None:
+    m = _E2E_WORKERS.fullmatch(bench["name"]) if suite_of(bench) == "e2e" else None
+    return (f"w{m[1]}", int(m[1]), True) if m else None
+
+
+def stage_table(runs: list[Run]) -> list[dict[str, Any]]:
+    """Seconds per stage of the latest ``pstfast run`` per (PST size, workers), smallest
+    first. ``other`` is the wall time (median) left after the stages: the runner's own
+    overhead (process start, state machine); clamped at 0 since the stages come from one
+    round and the wall time is the median of all."""
+    rows = []
+    for (_, mb), p in latest_by_size(runs, _e2e_pstfast).items():
+        stages = (p.bench.get("extra_info") or {}).get("stage_seconds") or {}
+        wall = float(p.bench["stats"].get("median") or 0.0)
+        row: dict[str, Any] = {"messages": p.messages, "pst_mb": mb, "workers": int(_e2e_pstfast(p.bench)[1]),
+                               "wall_s": wall, "run": p.run.path.name, "has_stages": bool(stages)}
+        for stage in STAGES:
+            row[stage] = float(stages.get(stage) or 0.0)
+        row["other"] = max(wall - sum(row[s] for s in STAGES), 0.0) if stages else 0.0
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["pst_mb"], r["workers"]))
+
+
+def _plot_stages(ax: Any, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        ax.text(0.5, 0.5, "no end-to-end (pstfast run) results", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    labels = [f"{_msgs(r['messages'])} msgs ({r['pst_mb'] / 1000:.2f} GB), {r['workers']} worker(s)\n"
+              f"run {r['run'][:4]}" for r in rows]
+    ys = range(len(rows))
+    left = [0.0] * len(rows)
+    for i, stage in enumerate((*STAGES, "other")):
+        widths = [r[stage] for r in rows]
+        ax.barh(ys, widths, left=left, color="lightgrey" if stage == "other" else f"C{i}",
+                label="other (runner overhead)" if stage == "other" else stage)
+        left = [a + b for a, b in zip(left, widths)]
+    # rows without per-stage seconds: their wall time as one hatched bar, so they still show
+    totals_only = [r for r in rows if not r["has_stages"]]
+    for i, r in enumerate(rows):
+        if not r["has_stages"]:
+            ax.barh([i], [r["wall_s"]], color="white", edgecolor="grey", hatch="//")
+        ax.text(max(left[i], r["wall_s"]), i, f" {r['wall_s']:.0f} s", va="center", fontsize=7)
+    if totals_only:
+        ax.barh([], [], color="white", edgecolor="grey", hatch="//", label="total only (no stage_seconds)")
+    ax.set_yticks(list(ys), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(max(left), max(r["wall_s"] for r in rows)) * 1.12)  # room for the totals
+    ax.set_xlabel("seconds (wall; median round)")
+    ax.set_title("pstfast run: time per stage (latest run of each size and worker count)")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
 def build(results: Path = RESULTS, out: Path | None = None) -> Path:
     """Write the charts and ``index.html``; return the page's path."""
     import matplotlib
@@ -414,6 +475,13 @@ def build(results: Path = RESULTS, out: Path | None = None) -> Path:
     fig.savefig(out / "per_vcpu.png", dpi=110)
     plt.close(fig)
 
+    stages = stage_table(runs)
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(stages) + 1.6))
+    _plot_stages(ax, stages)
+    fig.tight_layout()
+    fig.savefig(out / "stages.png", dpi=110)
+    plt.close(fig)
+
     fig = plt.figure(figsize=(16, 16))
     grid = fig.add_gridspec(3, 2)
     _plot_ratios(fig.add_subplot(grid[0, 0]), table)
@@ -427,6 +495,7 @@ def build(results: Path = RESULTS, out: Path | None = None) -> Path:
     per_vcpu_cell = views[0, 0].subgridspec(2, 1, hspace=0.08)
     ax_rate = fig.add_subplot(per_vcpu_cell[0, 0])
     _plot_per_vcpu(ax_rate, fig.add_subplot(per_vcpu_cell[1, 0], sharex=ax_rate), per_vcpu)
+    _plot_stages(fig.add_subplot(views[0, 1]), stages)
     fig.suptitle(f"pstfast perf: {len(runs)} runs, latest {runs[-1].commit[:7]} at {runs[-1].when:%Y-%m-%d %H:%M} "
                  f"on {runs[-1].machine}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.98))  # keep the suptitle clear of the top panels' titles
@@ -434,7 +503,8 @@ def build(results: Path = RESULTS, out: Path | None = None) -> Path:
     plt.close(fig)
 
     page = out / "index.html"
-    views_data = {"per_vcpu": [{k: v for k, v in r.items() if not k.startswith("_")} for r in per_vcpu]}
+    views_data = {"per_vcpu": [{k: v for k, v in r.items() if not k.startswith("_")} for r in per_vcpu],
+                  "stages": stages}
     page.write_text(_html(runs, table, model_info, views_data), encoding="utf-8")
     summary = _summary(runs, table, model_info) | views_data
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -502,6 +572,11 @@ def _html(runs: list[Run], table: list[dict[str, Any]], model_info: dict[str, An
     parts.append(_table(views["per_vcpu"], [("series", "series"), ("messages", "PST messages"), ("pst_mb", "PST MB"),
                         ("vcpus", "vCPU"), ("msgs_per_s_per_vcpu", "msgs/s per vCPU"),
                         ("gb_per_h_per_vcpu", "GB/h per vCPU"), ("sampled", "legacy sampled"), ("run", "run")]))
+    parts.append("<h2>pstfast run: time per stage</h2><img src='stages.png'>")
+    if any(not r["has_stages"] for r in views["stages"]):
+        parts.append("<p>Hatched rows recorded only their total wall time (no <code>stage_seconds</code>).</p>")
+    parts.append(_table(views["stages"], [("messages", "PST messages"), ("workers", "workers"),
+                        *[(s, f"{s} s") for s in (*STAGES, "other")], ("wall_s", "wall s"), ("run", "run")]))
     parts.append("<h2>Throughput over runs</h2><img src='throughput.png'>")
     parts.append("<h2>Runs</h2>")
     parts.append(_table([{"file": r.path.name, "commit": r.commit[:12] + ("+dirty" if r.dirty else ""),

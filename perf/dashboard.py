@@ -14,6 +14,8 @@
   configuration, the latest run of each size;
 * ``stages.png``: seconds per stage (extract, load, thread, dedupe, index, the runner's
   remainder) of the latest ``pstfast run`` of each PST size and worker count;
+* ``memory.png``: peak RSS of the main process and of the largest extract worker vs PST
+  size (the worker-RSS benchmark), with ``pstfast run`` and the legacy ORM baseline;
 * ``dashboard.png``: all of them in one image (the README embeds it);
 * ``index.html``: the page, with the tables (ratios, model check, Batch projection).
 """
@@ -134,7 +136,9 @@ def _plot_throughput(ax_by_suite: dict[str, Any], runs: list[Run]) -> None:
         ax.set_title(f"{suite}: throughput per run")
         ax.set_yscale("log")
         ax.set_ylabel("items/s (log)")
-        ax.set_xticks(range(len(runs)), labels, fontsize=6)
+        # at most ~12 run labels per panel: more print on top of each other
+        step = max(1, -(-len(runs) // 12))
+        ax.set_xticks(range(0, len(runs), step), labels[::step], fontsize=6, rotation=90)
         ax.grid(True, which="both", alpha=0.3)
         if names:
             ax.legend(fontsize=5, ncol=2)
@@ -290,7 +294,7 @@ def _size_ticks(ax: Any, points: list[Sized]) -> None:
         if not ticks or (mb - ticks[-1]) / span > 0.08:
             ticks.append(mb)
     ax.set_xticks([mb / 1000 for mb in ticks],
-                  [f"{mb / 1000:.2f} GB\n{_msgs(by_mb[mb])} msgs" for mb in ticks], fontsize=7)
+                  [f"{_size(mb)}\n{_msgs(by_mb[mb])} msgs" for mb in ticks], fontsize=7)
     ax.margins(x=0.06)
 
 
@@ -307,6 +311,10 @@ def _plain_log_y(ax: Any) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     ax.yaxis.set_minor_formatter(FuncFormatter(minor))
     ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
+def _size(mb: float) -> str:
+    return f"{mb / 1000:.2f} GB" if mb >= 100 else f"{mb:.1f} MB"  # smoke PSTs are a few MB
 
 
 def _msgs(n: int) -> str:
@@ -394,7 +402,8 @@ def stage_table(runs: list[Run]) -> list[dict[str, Any]]:
     for (_, mb), p in latest_by_size(runs, _e2e_pstfast).items():
         stages = (p.bench.get("extra_info") or {}).get("stage_seconds") or {}
         wall = float(p.bench["stats"].get("median") or 0.0)
-        row: dict[str, Any] = {"messages": p.messages, "pst_mb": mb, "workers": int(_e2e_pstfast(p.bench)[1]),
+        workers = int(p.series[1:])  # the series is "w<workers>" (_e2e_pstfast)
+        row: dict[str, Any] = {"messages": p.messages, "pst_mb": mb, "workers": workers,
                                "wall_s": wall, "run": p.run.path.name, "has_stages": bool(stages)}
         for stage in STAGES:
             row[stage] = float(stages.get(stage) or 0.0)
@@ -408,7 +417,7 @@ def _plot_stages(ax: Any, rows: list[dict[str, Any]]) -> None:
         ax.text(0.5, 0.5, "no end-to-end (pstfast run) results", ha="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
-    labels = [f"{_msgs(r['messages'])} msgs ({r['pst_mb'] / 1000:.2f} GB), {r['workers']} worker(s)\n"
+    labels = [f"{_msgs(r['messages'])} msgs ({_size(r['pst_mb'])}), {r['workers']} worker(s)\n"
               f"run {r['run'][:4]}" for r in rows]
     ys = range(len(rows))
     left = [0.0] * len(rows)
@@ -429,8 +438,71 @@ def _plot_stages(ax: Any, rows: list[dict[str, Any]]) -> None:
     ax.invert_yaxis()
     ax.set_xlim(0, max(max(left), max(r["wall_s"] for r in rows)) * 1.12)  # room for the totals
     ax.set_xlabel("seconds (wall; median round)")
-    ax.set_title("pstfast run: time per stage (latest run of each size and worker count)")
+    ax.set_title("pstfast run: seconds per stage (latest run per size, workers)")
     ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+# --- view: peak memory vs PST size -----------------------------------------------------
+
+#: (series, benchmark test name, extra_info key): the RSS benchmark's main process is the
+#: pytest process that called ``pstfast.extract`` (VmHWM reset before the test); the e2e
+#: rows measure their own subprocess tree, so main = that command's process
+_MEMORY = (
+    ("extract 2 workers: main (pytest process)", "test_pstfast_worker_rss", "peak_rss_main_mb"),
+    ("extract 2 workers: largest worker", "test_pstfast_worker_rss", "peak_rss_child_max_mb"),
+    ("pstfast run 2 workers: main", "test_e2e_pstfast", "peak_rss_main_mb"),
+    ("pstfast run 2 workers: largest child", "test_e2e_pstfast", "peak_rss_child_max_mb"),
+    ("legacy ORM (one process)", "test_e2e_legacy", "peak_rss_main_mb"),
+)
+
+
+def _memory_bench(bench: dict[str, Any]) -> tuple[str, int, bool] | None:
+    base = bench["name"].split("[")[0]
+    if base == "test_e2e_pstfast" and not bench["name"].endswith("-w2]"):
+        return None  # one worker count is enough to show the trend; 2 is the RSS benchmark's
+    return (base, 0, False) if base in {b for _, b, _ in _MEMORY} else None
+
+
+def memory_table(runs: list[Run]) -> list[dict[str, Any]]:
+    """Peak RSS (MB) per series and PST size, latest run of each; a value of 0 (a process
+    that was not there, e.g. the legacy run's children) is left out."""
+    latest = latest_by_size(runs, _memory_bench)
+    rows = []
+    for series, base, key in _MEMORY:
+        for (name, mb), p in sorted(latest.items()):
+            info = p.bench.get("extra_info") or {}
+            if name == base and info.get(key):
+                rows.append({"series": series, "pst_mb": mb, "messages": p.messages, "rss_mb": float(info[key]),
+                             "sampled": info.get("legacy_mode") == "sampled", "run": p.run.path.name,
+                             "_point": p})
+    return rows
+
+
+def _plot_memory(ax: Any, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        ax.text(0.5, 0.5, "no peak RSS recorded (worker-RSS benchmark: PSTFAST_BENCH_RSS_SIZES)",
+                ha="center", transform=ax.transAxes, fontsize=8)
+        ax.set_axis_off()
+        return
+    for i, (series, base, _) in enumerate(_MEMORY):
+        sel = sorted((r for r in rows if r["series"] == series), key=lambda r: r["pst_mb"])
+        if not sel:
+            continue
+        # the RSS benchmark solid, the other sources dashed (different process layouts)
+        ax.plot([r["pst_mb"] / 1000 for r in sel], [r["rss_mb"] for r in sel], marker="o",
+                ls="-" if base == "test_pstfast_worker_rss" else "--", color=f"C{i}", label=series)
+        for r in sel:
+            if r["sampled"]:  # the legacy run read only a sample of this PST
+                ax.plot([r["pst_mb"] / 1000], [r["rss_mb"]], "x", color="black", ms=9)
+    if any(r["sampled"] for r in rows):
+        ax.plot([], [], "x", color="black", ms=9, ls="", label="legacy on a 10k sample of the PST")
+    _size_ticks(ax, [r["_point"] for r in rows])
+    ax.set_ylim(0, max(r["rss_mb"] for r in rows) * 1.15)
+    ax.set_ylabel("peak RSS, MB (VmHWM)")
+    ax.set_xlabel("PST size")
+    ax.set_title("peak memory vs PST size (latest run per size)")
+    ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
@@ -482,8 +554,15 @@ def build(results: Path = RESULTS, out: Path | None = None) -> Path:
     fig.savefig(out / "stages.png", dpi=110)
     plt.close(fig)
 
-    fig = plt.figure(figsize=(16, 16))
-    grid = fig.add_gridspec(3, 2)
+    memory = memory_table(runs)
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    _plot_memory(ax, memory)
+    fig.tight_layout()
+    fig.savefig(out / "memory.png", dpi=110)
+    plt.close(fig)
+
+    fig = plt.figure(figsize=(16, 22))
+    grid = fig.add_gridspec(4, 2, height_ratios=[1, 0.9, 1.1, 0.9])
     _plot_ratios(fig.add_subplot(grid[0, 0]), table)
     _plot_scaling(fig.add_subplot(grid[0, 1]), runs)
     tp_axes = {}
@@ -491,11 +570,12 @@ def build(results: Path = RESULTS, out: Path | None = None) -> Path:
     for i, s in enumerate(suites):
         tp_axes[s] = fig.add_subplot(sub[0, i])
     _plot_throughput(tp_axes, runs)
-    views = grid[2, :].subgridspec(1, 2, width_ratios=[1.6, 1])
-    per_vcpu_cell = views[0, 0].subgridspec(2, 1, hspace=0.08)
+    # views with legends outside their axes: per vCPU gets a row, stages and memory share one
+    per_vcpu_cell = grid[2, :].subgridspec(2, 1, hspace=0.08)
     ax_rate = fig.add_subplot(per_vcpu_cell[0, 0])
     _plot_per_vcpu(ax_rate, fig.add_subplot(per_vcpu_cell[1, 0], sharex=ax_rate), per_vcpu)
-    _plot_stages(fig.add_subplot(views[0, 1]), stages)
+    _plot_stages(fig.add_subplot(grid[3, 0]), stages)
+    _plot_memory(fig.add_subplot(grid[3, 1]), memory)
     fig.suptitle(f"pstfast perf: {len(runs)} runs, latest {runs[-1].commit[:7]} at {runs[-1].when:%Y-%m-%d %H:%M} "
                  f"on {runs[-1].machine}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.98))  # keep the suptitle clear of the top panels' titles
@@ -504,7 +584,8 @@ def build(results: Path = RESULTS, out: Path | None = None) -> Path:
 
     page = out / "index.html"
     views_data = {"per_vcpu": [{k: v for k, v in r.items() if not k.startswith("_")} for r in per_vcpu],
-                  "stages": stages}
+                  "stages": stages,
+                  "memory": [{k: v for k, v in r.items() if not k.startswith("_")} for r in memory]}
     page.write_text(_html(runs, table, model_info, views_data), encoding="utf-8")
     summary = _summary(runs, table, model_info) | views_data
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -577,6 +658,11 @@ def _html(runs: list[Run], table: list[dict[str, Any]], model_info: dict[str, An
         parts.append("<p>Hatched rows recorded only their total wall time (no <code>stage_seconds</code>).</p>")
     parts.append(_table(views["stages"], [("messages", "PST messages"), ("workers", "workers"),
                         *[(s, f"{s} s") for s in (*STAGES, "other")], ("wall_s", "wall s"), ("run", "run")]))
+    parts.append("<h2>Peak memory vs PST size</h2><img src='memory.png'>")
+    parts.append("<p>VmHWM from <code>/proc</code>. The worker-RSS benchmark's main process is the pytest process "
+                 "that called <code>pstfast.extract</code>; PostgreSQL's backends are not counted.</p>")
+    parts.append(_table(views["memory"], [("series", "series"), ("messages", "PST messages"), ("pst_mb", "PST MB"),
+                        ("rss_mb", "peak RSS MB"), ("sampled", "legacy sampled"), ("run", "run")]))
     parts.append("<h2>Throughput over runs</h2><img src='throughput.png'>")
     parts.append("<h2>Runs</h2>")
     parts.append(_table([{"file": r.path.name, "commit": r.commit[:12] + ("+dirty" if r.dirty else ""),

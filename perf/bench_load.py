@@ -103,6 +103,7 @@ def _emails(n: int, pst: str, seed: int = 1) -> list[dict[str, Any]]:
             "sent_at": t0 + _dt.timedelta(seconds=i * 37), "received_at": None, "body_text": body,
             "body_html": None, "transport_headers": None, "attachment_count": 0, "size_bytes": len(body),
             "importance": 1, "content_hash": hashlib.md5(body.encode()).hexdigest(), "extractor_version": "bench",
+            "body_text_source": "plain", "body_rtf": None,
         })
         thread_ids.append(" ".join([*refs, mid]) if reply else mid)
     return rows

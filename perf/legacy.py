@@ -155,7 +155,7 @@ def _content_hash(sender: str | None, recipients: list[str], sent_at: dt.datetim
         ref_normalize_subject(subject) if subject else "",
         "\x1e".join(sorted(attachment_hashes)),
     )
-    head = "\x1f".join(("pstfast-content-v2", *(strip(p) for p in parts))) + "\x1f"
+    head = "\x1f".join(("pstfast-content-v3", *(strip(p) for p in parts))) + "\x1f"
     return xxhash.xxh3_128_hexdigest((head + ref_normalize_whitespace(body or "")).encode("utf-8", "surrogatepass"))
 
 

@@ -68,6 +68,30 @@ def reader(explicit: str | None = None) -> str:
     return value
 
 
+def codepage(explicit: int | str | None = None) -> int | None:
+    """The code page of ANSI strings that name none of their own: argument, ``PSTFAST_CODEPAGE``,
+    else None (the extract decides from the file).
+
+    Raises:
+        UsageError: not a Windows code page Python can decode.
+    """
+    from .errors import UsageError
+
+    value: int | str | None = explicit if explicit is not None else env("CODEPAGE")
+    if value is None:
+        return None
+    text = str(value).lower().removeprefix("cp")
+    if not text.isdigit():
+        raise UsageError(f"code page {value!r}: give a Windows code page number, e.g. 1252, 932 or 1251")
+    import codecs
+
+    try:
+        codecs.lookup(f"cp{int(text)}")
+    except LookupError:
+        raise UsageError(f"code page {value!r}: not a code page Python can decode") from None
+    return int(text)
+
+
 TOAST_COMPRESSIONS = ("auto", "lz4", "pglz")
 
 

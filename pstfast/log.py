@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 _ROOT = "pstfast"
@@ -47,8 +48,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, ensure_ascii=False, sort_keys=False)
 
 
-def configure(verbosity: int = 0, fmt: str = "text", stream: TextIO | None = None) -> None:
+def configure(verbosity: int = 0, fmt: str = "text", stream: TextIO | None = None) -> Callable[[], None]:
     """Route ``pstfast.*`` records to *stream* (stderr): -1 warnings only, 0 info, 1+ debug.
+    Returns a function that puts the previous set-up back (the command line calls it when it
+    returns, so a program that calls it twice, or a test, keeps no stale handler).
 
     Raises:
         ValueError: *fmt* is neither ``text`` nor ``json``.
@@ -64,12 +67,24 @@ def configure(verbosity: int = 0, fmt: str = "text", stream: TextIO | None = Non
         handler.setFormatter(logging.Formatter("pstfast: %(message)s" if verbosity <= 0
                                                else "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger(_ROOT)
-    for old in list(root.handlers):
+    before = (list(root.handlers), root.level, root.propagate, _bar_stream)
+    for old in before[0]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO)
     root.propagate = False
     _bar_stream = out if fmt == "text" and verbosity >= 0 and _isatty(out) else None
+
+    def restore() -> None:
+        global _bar_stream
+        root.removeHandler(handler)
+        for old in before[0]:
+            root.addHandler(old)
+        root.setLevel(before[1])
+        root.propagate = before[2]
+        _bar_stream = before[3]
+
+    return restore
 
 
 def _isatty(stream: TextIO) -> bool:

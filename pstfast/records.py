@@ -55,6 +55,9 @@ EMAIL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("importance", "smallint"),
     ("content_hash", "text"),
     ("extractor_version", "text"),
+    # added with migration 006 (appended: the CSV column order is the COPY order)
+    ("body_text_source", "text"),
+    ("body_rtf", "text"),
 )
 
 ATTACHMENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -69,6 +72,7 @@ ATTACHMENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("method", "text"),
     ("sha256", "text"),
     ("storage_key", "text"),
+    ("reference", "text"),  # migration 006: the path or URL of a by-reference attachment
 )
 
 EMAIL_FIELDS: tuple[str, ...] = tuple(name for name, _ in EMAIL_COLUMNS)

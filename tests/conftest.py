@@ -86,6 +86,8 @@ def make_email(pst_file_id: str, n: int, project_id: str = "p1", **fields: Any) 
         "importance": 1,
         "content_hash": hashlib.sha256(f"{pst_file_id}/{n}".encode()).hexdigest()[:32],
         "extractor_version": "test",
+        "body_text_source": "plain",
+        "body_rtf": None,
     }
     row.update(fields)
     return row

@@ -60,9 +60,12 @@ def message(m: Any) -> dict[str, Any]:
             "filename": text(ap, 0x3707),
             "mime_type": text(ap, 0x370E),
             "content_id": text(ap, 0x3712),
-            "method": "embedded_message" if method == 5 else "by_value",
+            "method": {5: "embedded_message", 6: "ole", 2: "reference"}.get(method, "by_value"),
+            "reference": text(ap, 0x370D) or text(ap, 0x3708) if method == 2 else None,
         }
-        if method != 5:  # libpff's Python binding cannot open embedded messages
+        if method == 2:  # by reference: libpff has no bytes for it
+            row["size"], row["sha256"] = 0, None
+        elif method != 5:  # libpff's Python binding cannot open embedded messages
             data = a.read_buffer(a.size) if a.size else b""
             row["size"] = len(data)
             row["sha256"] = hashlib.sha256(data).hexdigest()
@@ -80,6 +83,7 @@ def message(m: Any) -> dict[str, Any]:
         "received_at": time(p, 0x0E06),
         "body_text": text(p, 0x1000),
         "body_html": html.decode("utf-8") if html else None,
+        "body_rtf": _rtf(m),
         "transport_headers": text(p, 0x007D),
         "internet_message_id": text(p, 0x1035),
         "in_reply_to": text(p, 0x1042),
@@ -89,6 +93,15 @@ def message(m: Any) -> dict[str, Any]:
         "importance": p[0x0017].data_as_integer if 0x0017 in p else None,
         "attachments": attachments,
     }
+
+
+def _rtf(message: Any) -> str | None:
+    """libpff's decompressed RTF body (pypff decompresses PR_RTF_COMPRESSED itself)."""
+    try:
+        body = message.get_rtf_body()
+    except OSError:
+        return None
+    return bytes(body).rstrip(b"\x00").decode("latin-1") if body else None
 
 
 def walk(path: str) -> Iterator[tuple[str, Any]]:

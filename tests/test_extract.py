@@ -410,6 +410,7 @@ def test_cli_summary_line(tmp_path: Path) -> None:
                   "--pst-file-id", "sub", "--project-id", "p1", "--workers", "1", "--scratch", str(tmp_path / "s"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("extracted sub: 2 emails, 1 attachments, 0 errors")
-    assert result.stderr == ""  # no progress bar when not a TTY
+    assert "\r" not in result.stderr and "#" not in result.stderr  # no progress bar when not a TTY
+    assert result.stderr.startswith("pstfast: extract pstsdk-submessage.pst: 1 items in")  # one plan line
     assert (tmp_path / "pst-v2" / "sub" / "manifest.json").exists()
     assert not any((tmp_path / "s").iterdir())  # scratch cleaned up

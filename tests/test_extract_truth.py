@@ -12,9 +12,14 @@ import pstfast
 from pstfast import ids, storage
 
 FIELDS = ("folder_path", "message_class", "subject", "sender_name", "sender_email", "to", "cc", "bcc",
-          "sent_at", "received_at", "body_text", "body_html", "transport_headers", "internet_message_id",
-          "in_reply_to", "references", "conversation_index", "conversation_topic", "importance")
-ATTACHMENT_FIELDS = ("ordinal", "filename", "mime_type", "size", "sha256", "content_id", "is_inline", "method")
+          "sent_at", "received_at", "transport_headers", "internet_message_id",
+          "in_reply_to", "references", "conversation_index", "conversation_topic", "importance", "body_rtf")
+ATTACHMENT_FIELDS = ("ordinal", "filename", "mime_type", "size", "sha256", "content_id", "is_inline", "method",
+                     "reference")
+
+
+def _words(text: str | None) -> str:
+    return " ".join((text or "").split())
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +40,14 @@ def _check(want: dict, got: dict, by_email: dict[str, list[dict]], children: dic
     for name in FIELDS:
         if name in want and not (name == "folder_path" and want[name] is None):
             assert got[name] == want[name], (want.get("key"), name)
+    # the body a reviewer searches: PR_BODY exactly, else the HTML's or RTF's text (its words)
+    source = want["expected_body_text_source"]
+    assert got["body_text_source"] == source, want.get("key")
+    if source == "plain":
+        assert got["body_text"] == want["expected_body_text"], want.get("key")
+    else:
+        assert _words(got["body_text"]) == _words(want["expected_body_text"]), want.get("key")
+    assert (got["body_html"] or "").replace("\r\n", "\n") == (want["expected_body_html"] or ""), want.get("key")
     rows = 1
     got_atts = sorted(by_email.get(got["email_id"], []), key=lambda a: a["ordinal"])
     assert len(got_atts) == len(want["attachments"]) == got["attachment_count"], want.get("key")

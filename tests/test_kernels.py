@@ -338,3 +338,33 @@ def test_cache_ready_says_whether_warm_up_would_compile(tmp_path: Path) -> None:
                           env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}, capture_output=True, text=True,
                           check=True)
     assert cold.stdout.strip() == "False"
+
+
+# --- compressed RTF (LZFu) -------------------------------------------------------------
+
+
+def _lzfu_value(tokens: bytes, raw_size: int) -> bytes:
+    import struct
+
+    from pstfast.pst.crc import crc32
+
+    return struct.pack("<II4sI", len(tokens) + 12, raw_size, b"LZFu", crc32(tokens)) + tokens
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(text=st.text(max_size=2000), garbage=st.binary(min_size=1, max_size=400), raw=st.integers(0, 1 << 20))
+def test_lzfu_kernel_equals_the_reference(text: str, garbage: bytes, raw: int) -> None:
+    """The compiled LZFu decoder gives the compressed-rtf package's bytes, or fails where it fails."""
+    from pstfast.pst.rtf import RtfError, compress_rtf, decompress_rtf, make_native_rtf
+
+    kernels.warm_up()
+    for value in (compress_rtf(make_native_rtf(text)), _lzfu_value(garbage, raw)):
+        try:
+            want: bytes | None = decompress_rtf(value)
+        except RtfError:
+            want = None
+        try:
+            got: bytes | None = decompress_rtf(value, kernels.lzfu_decompress)
+        except RtfError:
+            got = None
+        assert got == want

@@ -23,7 +23,7 @@ from types import FrameType
 
 from .. import config
 from .._version import __version__
-from ..errors import EXIT_BUG, EXIT_TERMINATED, PstfastError, exit_code
+from ..errors import EXIT_BUG, EXIT_TERMINATED, EXIT_USAGE, PstfastError, exit_code
 from ..log import configure
 from . import database, dev, ingest, pipeline
 from .common import common_options
@@ -55,7 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pstfast`` console script."""
     args = build_parser().parse_args(argv)
     verbosity = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0)
-    configure(verbosity, getattr(args, "log_format", None) or config.env("LOG_FORMAT") or "text")
+    fmt = getattr(args, "log_format", None) or config.env("LOG_FORMAT") or "text"
+    if fmt not in ("text", "json"):
+        print(f"pstfast: error: PSTFAST_LOG_FORMAT={fmt!r}: choose text or json", file=sys.stderr)
+        return EXIT_USAGE
+    restore = configure(verbosity, fmt)
+    try:
+        return _dispatch(args)
+    finally:
+        restore()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     handler: Handler = args.handler
     if threading.current_thread() is threading.main_thread():  # only there may handlers be set
         signal.signal(signal.SIGTERM, _terminate)

@@ -10,13 +10,13 @@ import sys
 import uuid
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ..pipeline.commands import identifier, nonnegative_int, positive_int
+from ..pipeline.commands import codepage, identifier, nonnegative_int, positive_int
 
 if TYPE_CHECKING:
     #: what each command group's ``register`` receives: the top-level subcommands
     Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
-__all__ = ["identifier", "positive_int", "nonnegative_int", "emit", "common_options", "add_db", "add_json"]
+__all__ = ["add_codepage", "codepage", "identifier", "positive_int", "nonnegative_int", "emit", "common_options", "add_db", "add_json"]
 
 
 def _plain(value: Any) -> Any:
@@ -56,6 +56,13 @@ def common_options() -> argparse.ArgumentParser:
 def add_db(p: argparse.ArgumentParser) -> None:
     """``--db DSN``."""
     p.add_argument("--db", metavar="DSN", help="PostgreSQL DSN (default PSTFAST_DATABASE_URL, else the embedded server)")
+
+
+def add_codepage(p: argparse.ArgumentParser) -> None:
+    """``--codepage CP``: the code page of ANSI strings that name none of their own."""
+    p.add_argument("--codepage", metavar="CP", type=codepage,
+                   help="code page of ANSI strings that name none (folder names, old messages), e.g. 932 or 1251; "
+                        "default: PSTFAST_CODEPAGE, else the store's, else the most common among the messages")
 
 
 def add_json(p: argparse.ArgumentParser) -> None:

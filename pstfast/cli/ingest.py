@@ -7,7 +7,15 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from ..errors import EXIT_TRANSIENT, UsageError
-from .common import add_db, add_json, emit, identifier, positive_int, stderr
+from .common import (
+    add_codepage,
+    add_db,
+    add_json,
+    emit,
+    identifier,
+    positive_int,
+    stderr,
+)
 
 if TYPE_CHECKING:
     from .common import Subcommands
@@ -19,7 +27,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.demo == bool(args.source):
         raise UsageError("give a SOURCE PST or --demo (not both)")
     source = demo_source() if args.demo else args.source
-    result = run(source, out=args.out, db=args.db, project_id=args.project_id, pst_file_id=args.pst_file_id)
+    result = run(source, out=args.out, db=args.db, project_id=args.project_id, pst_file_id=args.pst_file_id,
+                 codepage=args.codepage)
     print(result_json(result) if args.json else result.summary())
     if args.demo and not args.db and not args.json:
         stderr("pstfast: the embedded PostgreSQL keeps running for later commands; `pstfast db stop` stops it")
@@ -30,7 +39,7 @@ def _extract(args: argparse.Namespace) -> int:
     from ..extraction.run import extract
 
     m = extract(args.source, args.out, pst_file_id=args.pst_file_id, project_id=args.project_id,
-                workers=args.workers, scratch=args.scratch, reader=args.reader)
+                workers=args.workers, scratch=args.scratch, reader=args.reader, codepage=args.codepage)
     c = m.counts
     emit(args, f"extracted {m.pst_file_id}: {c['emails']} emails, {c['attachments']} attachments, "
                f"{c['errors']} errors, {c['folders']} folders in {m.timings['total']:.2f}s "
@@ -107,6 +116,7 @@ def register(sub: Subcommands, common: argparse.ArgumentParser) -> None:
                    help="project (default: from project_<id>/pst/... or 'local')")
     p.add_argument("--pst-file-id", type=identifier("pst_file_id"),
                    help="pst_file_id (default: from the storage layout or the input's hash)")
+    add_codepage(p)
     add_json(p)
     p.set_defaults(handler=_run)
 
@@ -124,6 +134,7 @@ def register(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--reader", choices=["pstfast", "libpff"],
                    help="what reads the items: pstfast's own reader (default, or PSTFAST_READER), or libpff "
                         "(slower, the same output: a second opinion)")
+    add_codepage(p)
     add_json(p)
     p.set_defaults(handler=_extract)
 

@@ -28,6 +28,7 @@ import datetime as dt
 import email.utils
 import hashlib
 import os
+from collections import Counter
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from functools import lru_cache
@@ -51,8 +52,10 @@ from ..pst.props import (
     PR_ATTACH_FILENAME,
     PR_ATTACH_FLAGS,
     PR_ATTACH_LONG_FILENAME,
+    PR_ATTACH_LONG_PATHNAME,
     PR_ATTACH_METHOD,
     PR_ATTACH_MIME_TAG,
+    PR_ATTACH_PATHNAME,
     PR_ATTACH_SIZE,
     PR_ATTACHMENT_HIDDEN,
     PR_BODY,
@@ -74,6 +77,7 @@ from ..pst.props import (
     PR_MESSAGE_SIZE,
     PR_RECIPIENT_DISPLAY_NAME,
     PR_RECIPIENT_TYPE,
+    PR_RTF_COMPRESSED,
     PR_SENDER_ADDRTYPE,
     PR_SENDER_EMAIL_ADDRESS,
     PR_SENDER_NAME,
@@ -89,6 +93,7 @@ from ..pst.props import (
     PT_BOOLEAN,
     PT_LONG,
     PT_LONGLONG,
+    PT_OBJECT,
     PT_SHORT,
     PT_STRING8,
     PT_SYSTIME,
@@ -96,6 +101,7 @@ from ..pst.props import (
 )
 from ..pst.reader import PstReader
 from ..records import clean_text
+from .bodies import body_text
 
 if TYPE_CHECKING:  # the compiled reader imports numba: only when it is used
     from ..pst.compiled import CompiledMessage, CompiledReader
@@ -243,6 +249,54 @@ def list_folders(reader: ItemReader) -> tuple[list[FolderInfo], list[dict[str, A
 
     walk(NID_ROOT_FOLDER, ())
     return folders, failures
+
+
+#: messages whose code pages are counted when the store names none (spread over the folders)
+CODEPAGE_SAMPLE = 512
+_CODEPAGE_PROPERTIES = frozenset((PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID, PR_MESSAGE_LOCALE_ID))
+
+
+def message_codepage(props: Props) -> int | None:
+    """The ANSI code page a message's own properties name: PR_MESSAGE_CODEPAGE, else its
+    PR_INTERNET_CPID mapped to the Windows code page of the same script, else its locale's."""
+    for cp in (props.int(PR_MESSAGE_CODEPAGE), _CPID_TO_ANSI.get(props.int(PR_INTERNET_CPID) or 0,
+                                                                   props.int(PR_INTERNET_CPID))):
+        if cp and cp not in (65001, 1200, 1201) and codec_for(cp):
+            return cp
+    return codepage_for_locale(props.int(PR_MESSAGE_LOCALE_ID))
+
+
+def decide_codepage(reader: ItemReader, folders: list[FolderInfo], override: int | None = None) -> tuple[int, str]:
+    """The file's default code page for ANSI strings that name none (folder names, the store,
+    messages without one) and where it came from: *override* (``--codepage``,
+    ``PSTFAST_CODEPAGE``), else the store's, else the most common among up to
+    :data:`CODEPAGE_SAMPLE` messages (taken round-robin over the folders, so the answer does
+    not depend on how the work is split), else 1252."""
+    if override:
+        return override, "override"
+    store = reader.store_codepage()
+    if store:
+        return store, "store"
+    votes: Counter[int] = Counter()
+    queues = [list(f.message_nids[:CODEPAGE_SAMPLE]) for f in folders]
+    taken = 0
+    for depth in range(CODEPAGE_SAMPLE):
+        for queue in queues:
+            if depth < len(queue) and taken < CODEPAGE_SAMPLE:
+                taken += 1
+                try:
+                    values = reader.pst.raw_properties(reader.pst.node(queue[depth]), _CODEPAGE_PROPERTIES)
+                except CorruptPstError:
+                    continue  # the item is read (and its damage recorded) later
+                cp = message_codepage(Props(values))  # type: ignore[arg-type]
+                if cp:
+                    votes[cp] += 1
+        if taken >= CODEPAGE_SAMPLE:
+            break
+    if votes:
+        best = max(votes.values())
+        return min(cp for cp, n in votes.items() if n == best), "messages"
+    return 1252, "default"
 
 
 # --- property access -------------------------------------------------------------------
@@ -445,15 +499,18 @@ class NativeItem:
         return self.pst.raw_properties(node, READ_PROPERTIES), node  # type: ignore[return-value]
 
     def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any) -> bytes:
-        return _attached_bytes(values)
+        return _attached_bytes(self.pst, values, handle)
 
     def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> NativeItem:
         return NativeItem(self.pst, self.pst.embedded(handle, values))  # type: ignore[arg-type]
 
 
-def _attached_bytes(values: dict[int, tuple[int, bytes | None]]) -> bytes:
-    """The bytes of an attachment by value: its PidTagAttachDataBinary, as stored."""
+def _attached_bytes(pst: PstReader, values: dict[int, tuple[int, bytes | None]], node: Any) -> bytes:
+    """The bytes of an attachment: PidTagAttachDataBinary as stored (by value), or the data
+    of the subnode PidTagAttachDataObject names (an OLE object, method 6)."""
     found = values.get(PR_ATTACH_DATA)
+    if found and found[0] == PT_OBJECT:
+        return pst.object_data(node, values)  # type: ignore[arg-type]
     return (found[1] or b"") if found and found[0] == PT_BINARY else b""
 
 
@@ -516,7 +573,7 @@ class CompiledItem:
         return self.read.attachments[ordinal]  # type: ignore[return-value]
 
     def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any) -> bytes:
-        return _attached_bytes(values)
+        return _attached_bytes(self.pst, values, handle)
 
     def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> Item:
         node = self.pst.embedded(handle, values)  # type: ignore[arg-type]
@@ -544,6 +601,7 @@ class ReadAttachment:
     data: bytes | None
     sha256: str | None
     message: ReadMessage | None
+    reference: str | None = None  # the path or URL of a by-reference attachment
 
 
 @dataclass
@@ -572,6 +630,8 @@ class ReadMessage:
     received_at: dt.datetime | None
     body_text: str | None
     body_html: str | None
+    body_text_source: str | None  # plain | html | rtf | None: where body_text came from
+    body_rtf: str | None  # the decompressed PR_RTF_COMPRESSED
     transport_headers: str | None
     size_bytes: int | None
     importance: int | None
@@ -589,12 +649,13 @@ class ItemReader:
     it stops at is read again by the Python reader, which says what is wrong with it.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, compiled: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, compiled: bool = False, codepage: int | None = None) -> None:
         self.path = os.fspath(path)
         self.pst = PstReader(self.path)
         self.compiled: CompiledReader | None = None
         try:
-            self.store_codepage = self._store_codepage()
+            #: the code page of ANSI strings that name none of their own (see decide_codepage)
+            self.default_codepage = codepage or self.store_codepage()
             if compiled:
                 from ..pst.compiled import CompiledReader
 
@@ -625,10 +686,11 @@ class ItemReader:
     def folder_name(self, nid: int) -> str:
         """The display name of folder *nid*."""
         props = Props(self.pst.raw_properties(self.pst.node(nid), READ_PROPERTIES),  # type: ignore[arg-type]
-                      codec_for(self.store_codepage))
+                      codec_for(self.default_codepage))
         return props.str(PR_DISPLAY_NAME) or ""
 
-    def _store_codepage(self) -> int | None:
+    def store_codepage(self) -> int | None:
+        """The message store's own code page (PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID, its locale's)."""
         try:
             props = Props(self.pst.raw_properties(self.pst.node(NID_MESSAGE_STORE), READ_PROPERTIES))  # type: ignore[arg-type]
         except CorruptPstError:
@@ -641,7 +703,7 @@ class ItemReader:
 
     def _codec(self, props: Props) -> str:
         return (codec_for(props.int(PR_MESSAGE_CODEPAGE)) or codec_for(props.int(PR_INTERNET_CPID))
-                or codec_for(self.store_codepage) or codec_for(codepage_for_locale(props.int(PR_MESSAGE_LOCALE_ID)))
+                or codec_for(self.default_codepage) or codec_for(codepage_for_locale(props.int(PR_MESSAGE_LOCALE_ID)))
                 or "cp1252")
 
     def read(self, item: Item, *, depth: int = 0) -> ReadMessage:
@@ -684,6 +746,9 @@ class ItemReader:
 
         attachments, attachment_problems = self._attachments(item, props.codec, depth)
         problems.extend(attachment_problems)
+        body = body_text(props.str(PR_BODY), self._html(props), props.raw(PR_RTF_COMPRESSED))
+        if body.problem:
+            problems.append((-1, "body", body.problem))
         return ReadMessage(
             node_id=item.identifier if depth == 0 else None,
             message_class=props.str(PR_MESSAGE_CLASS),
@@ -700,8 +765,10 @@ class ItemReader:
             bcc=recipients["bcc"],
             sent_at=sent_at,
             received_at=props.time(PR_MESSAGE_DELIVERY_TIME),
-            body_text=props.str(PR_BODY),
-            body_html=self._html(props),
+            body_text=body.text,
+            body_html=body.html,
+            body_text_source=body.source,
+            body_rtf=body.rtf,
             transport_headers=headers.text,
             size_bytes=props.int(PR_MESSAGE_SIZE),
             importance=props.int(PR_IMPORTANCE),
@@ -773,6 +840,9 @@ class ItemReader:
             method = {ATTACH_BY_VALUE: "by_value", ATTACH_OLE: "ole"}.get(method_code, "reference")
             if method != "reference":
                 data = item.data(values, handle)
+                if not data and PR_ATTACH_DATA not in props:
+                    problems.append((ordinal, "attachment_data", f"{method} attachment without data"
+                                     f" (PR_ATTACH_SIZE {size})" if size else f"{method} attachment without data"))
                 size = len(data)
         return ReadAttachment(
             ordinal=ordinal,
@@ -785,6 +855,8 @@ class ItemReader:
             data=data,
             sha256=hashlib.sha256(data).hexdigest() if data is not None else None,
             message=message,
+            reference=(props.str(PR_ATTACH_LONG_PATHNAME) or props.str(PR_ATTACH_PATHNAME)
+                       if method == "reference" else None),
         )
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "normalize_whitespace",
     "xxh3_128_hexdigests",
     "content_hashes",
+    "lzfu_decompress",
     "warm_up",
     "cache_ready",
     "ref_normalize_address",
@@ -837,6 +838,84 @@ def _content_hashes_jit(heads: Sequence[str], bodies: Sequence[str | None]) -> l
 
 
 # --------------------------------------------------------------------------------------
+# Compressed RTF (MS-OXRTFCP LZFu): PR_RTF_COMPRESSED, decompressed once per message that has one
+# --------------------------------------------------------------------------------------
+
+# the dictionary's first 207 bytes (MS-OXRTFCP 2.1.3.1.1); the rest starts as spaces, as the
+# reference (the compressed-rtf package) has it
+_LZFU_DICT = np.frombuffer(
+    b"{\\rtf1\\ansi\\mac\\deff0\\deftab720{\\fonttbl;}{\\f0\\fnil \\froman \\fswiss \\fmodern "
+    b"\\fscript \\fdecor MS Sans SerifSymbolArialTimes New RomanCourier{\\colortbl\\red0\\green0\\blue0"
+    b"\r\n\\par \\pard\\plain\\f0\\fs20\\b\\i\\u\\tab\\tx".ljust(4096, b" "), dtype=np.uint8)
+_LZFU_START = 207
+#: an LZFu stream cannot grow more than this (a 2-byte reference yields at most 17 bytes, and
+#: every 8 tokens cost a control byte): a larger declared size is a damaged header
+LZFU_MAX_RATIO = 9
+
+
+@njit(cache=True)
+def _lzfu_kernel(src, dictionary, out):  # pragma: no cover - compiled
+    """Decompress the LZFu tokens in *src* into *out*; the byte count, -1 when *out* is too
+    small, -2 when the data ends inside a reference (as the reference decoder, an error)."""
+    dic = dictionary.copy()
+    wp = 207
+    n = 0
+    p = 0
+    end = src.shape[0]
+    cap = out.shape[0]
+    while p < end:
+        control = src[p]
+        p += 1
+        for bit in range(8):
+            if p >= end:
+                return n
+            if (control >> bit) & 1 == 0:
+                c = src[p]
+                p += 1
+                if n >= cap:
+                    return -1
+                out[n] = c
+                n += 1
+                dic[wp] = c
+                wp = (wp + 1) & 0xFFF
+            else:
+                if p + 1 >= end:
+                    return -2
+                token = (np.int64(src[p]) << 8) | np.int64(src[p + 1])
+                p += 2
+                offset = token >> 4
+                if offset == wp:
+                    return n  # the end marker
+                for k in range((token & 0xF) + 2):
+                    c = dic[(offset + k) & 0xFFF]
+                    if n >= cap:
+                        return -1
+                    out[n] = c
+                    n += 1
+                    dic[wp] = c
+                    wp = (wp + 1) & 0xFFF
+    return n
+
+
+def lzfu_decompress(tokens: bytes) -> bytes | None:
+    """The RTF that LZFu *tokens* (a PR_RTF_COMPRESSED value after its 16-byte header, CRC
+    already checked) expand to, exactly as the reference (the compressed-rtf package) gives
+    it; None when the kernel is not compiled in this process (the caller then uses the
+    reference). The output is bounded by what the tokens can encode, never by the header.
+
+    Raises:
+        ValueError: the data ends inside a reference.
+    """
+    if not _lzfu_kernel.signatures:
+        return None
+    out = np.empty(LZFU_MAX_RATIO * len(tokens) + 64, dtype=np.uint8)
+    n = _lzfu_kernel(np.frombuffer(tokens, dtype=np.uint8), _LZFU_DICT, out)
+    if n < 0:
+        raise ValueError("compressed RTF ends inside a reference" if n == -2 else "compressed RTF expands too far")
+    return bytes(out[:n])
+
+
+# --------------------------------------------------------------------------------------
 # Compilation
 # --------------------------------------------------------------------------------------
 
@@ -847,7 +926,7 @@ def cache_ready() -> bool:
     from ..jit import in_cache
 
     return in_cache((_byte_offsets, _addresses_kernel, _subjects_kernel, _whitespace_kernel, _xxh3_128_kernel,
-                     _content_hash_kernel))
+                     _content_hash_kernel, _lzfu_kernel))
 
 
 def warm_up() -> float:
@@ -864,4 +943,5 @@ def warm_up() -> float:
     _run_text_kernel(_whitespace_kernel, sample)
     xxh3_128_hexdigests([b"", b"x" * 300])
     _content_hashes_jit(["a\n", "\u00e9\n"], ["b\u3000 c", None])
+    _lzfu_kernel(np.zeros(2, dtype=np.uint8), _LZFU_DICT, np.empty(8, dtype=np.uint8))
     return time.perf_counter() - t0

@@ -38,7 +38,13 @@ from ..errors import InputError, StorageError, UsageError, WorkerDiedError
 from ..log import Progress
 from ..manifest import MANIFEST_NAME, Manifest, write_manifest
 from ..records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS
-from .items import ItemReader, check_signature, libpff_version, list_folders
+from .items import (
+    ItemReader,
+    check_signature,
+    decide_codepage,
+    libpff_version,
+    list_folders,
+)
 from .plan import Shard, plan_shards, summary
 from .pool import context as pool_context
 from .pool import prestart
@@ -84,6 +90,7 @@ def extract(
     items_per_shard: int | None = None,
     progress: bool | None = None,
     reader: str | None = None,
+    codepage: int | None = None,
 ) -> Manifest:
     """Extract one PST (local path or ``s3://`` URL) into ``<out>/pst-v2/<pst_file_id>/``.
 
@@ -93,6 +100,8 @@ def extract(
     shard size (tests use it to get many shards from a small PST). ``reader``: ``pstfast``
     (default; or ``PSTFAST_READER``) or ``libpff``, which reads every item with pypff
     instead: slower (libpff's open is quadratic in the item count), the same output bytes.
+    ``codepage`` (or ``PSTFAST_CODEPAGE``): the code page of ANSI strings that name none of
+    their own, instead of the one decided from the file (the manifest's ``extra.codepage``).
 
     Raises:
         NotAPstError: the input is not a PST (or is empty, or missing).
@@ -106,6 +115,7 @@ def extract(
     source, out = str(source), str(out)
     n_workers = config.workers(workers)
     engine = config.reader(reader)
+    codepage_override = config.codepage(codepage)
     # None: "auto", decided by the processes that read (asking needs numba, which this one
     # only loads when it reads items itself)
     compiled: bool | None = config.compiled_reader_setting() if engine == "pstfast" else False
@@ -148,6 +158,10 @@ def extract(
             # the plan needs the folders only: no compiled code here unless this process reads
             item_reader = ItemReader(local)
             folders, folder_failures = list_folders(item_reader)
+            codepage, codepage_source = decide_codepage(item_reader, folders, codepage_override)
+            if codepage != item_reader.default_codepage:  # folder names were decoded with another
+                item_reader.default_codepage = codepage
+                folders, folder_failures = list_folders(item_reader)
             shards = plan_shards(folders, items_per_shard)
             n_workers = min(n_workers, max(len(shards), 1))
             log.info("extract %s: %d items in %d folders, %d shards, %d worker(s)", name,
@@ -158,12 +172,12 @@ def extract(
             if n_workers > 1:
                 item_reader.close()  # workers open their own readers; none crosses a process boundary
                 item_reader = None
-                pool, destination = _start_pool(str(local), n_workers, engine, compiled)
+                pool, destination = _start_pool(str(local), n_workers, engine, compiled, codepage)
                 futures = {pool.submit(run_shards, ctx, task): task for task in _tasks(shards, n_workers)}
             elif compiled is not False:  # this process reads the items: with the compiled path
                 item_reader.close()
                 item_reader = None  # closed: not again below should reopening fail
-                item_reader = ItemReader(local, compiled=config.resolve_compiled_reader(compiled))
+                item_reader = ItemReader(local, compiled=config.resolve_compiled_reader(compiled), codepage=codepage)
             timings["plan"] = time.perf_counter() - t
             t = time.perf_counter()
             if not futures:  # one worker, this process: it too reads its first shards while the input is hashed
@@ -238,7 +252,8 @@ def extract(
             workers=n_workers,
             shards=summary(shards),
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            extra={"reader": engine, "compiled_reader": bool(results) and all(r.compiled for r in results)},
+            extra={"reader": engine, "compiled_reader": bool(results) and all(r.compiled for r in results),
+                   "codepage": {"default": codepage, "source": codepage_source}},
         )
         write_manifest(prefix, manifest)
         return manifest
@@ -292,14 +307,14 @@ def _ensure_compiled() -> float:
     return compiled.warm_up()
 
 
-def _start_pool(pst_path: str, n_workers: int, engine: str,
-                compiled: bool | None) -> tuple[ProcessPoolExecutor, Destination]:
+def _start_pool(pst_path: str, n_workers: int, engine: str, compiled: bool | None,
+                codepage: int) -> tuple[ProcessPoolExecutor, Destination]:
     """A pool of *n_workers* processes (each opens the PST once), and the channel through
     which they learn the destination once the input's hash is known."""
     context = pool_context()
     destination = Destination(context)
     pool = ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_pool_worker,
-                               initargs=(pst_path, destination, None, engine, compiled))
+                               initargs=(pst_path, destination, None, engine, compiled, codepage))
     return pool, destination
 
 

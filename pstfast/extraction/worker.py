@@ -37,7 +37,7 @@ PART_KINDS = ("emails.ndjson.gz", "emails.csv.gz", "emails.arrow", "attachments.
               "attachments.csv.gz", "errors.ndjson")
 _SEP = "\x1f"  # between the parts of the canonical form
 _ITEM_SEP = "\x1e"  # between the items of a list part
-_CANONICAL_VERSION = "pstfast-content-v2"
+_CANONICAL_VERSION = "pstfast-content-v3"
 
 
 @dataclass(frozen=True)
@@ -133,14 +133,14 @@ def init_pool_worker(*args: Any) -> None:
 
 
 def init_worker(pst_path: str, destination: Destination | None = None, reader: ItemReader | None = None,
-                engine: str = "pstfast", compiled: bool | None = False) -> None:
+                engine: str = "pstfast", compiled: bool | None = False, codepage: int | None = None) -> None:
     """Set this process up to read shards: open the PST once (unless given a reader), to read
     with the compiled path when *compiled* (None: when numba's cache holds it, decided here,
     where it is loaded); with *engine* ``libpff`` also open it with pypff, whose folders are
     found by node id."""
     _STATE.clear()
     _STATE["reader"] = reader if reader is not None else ItemReader(
-        pst_path, compiled=config.resolve_compiled_reader(compiled))
+        pst_path, compiled=config.resolve_compiled_reader(compiled), codepage=codepage)
     _STATE["destination"] = destination
     if engine == "libpff":
         folders: dict[int, Any] = {}
@@ -260,6 +260,8 @@ def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str
         "importance": msg.importance,
         "content_hash": None,
         "extractor_version": ctx.extractor_version,
+        "body_text_source": msg.body_text_source,
+        "body_rtf": msg.body_rtf,
         "_depth": depth,
         "_children": [],  # (ordinal, child row) of embedded messages
         "_att_sha": [],
@@ -293,6 +295,7 @@ def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str
             "method": att.method,
             "sha256": att.sha256,
             "storage_key": storage_key,
+            "reference": att.reference,
         })
         if att.message is not None:
             child_id = ids.embedded_email_id(email_id, att.ordinal)
@@ -336,14 +339,16 @@ def _finish_rows(rows: list[dict[str, Any]]) -> None:
 
     The content hash is XXH3-128 over this canonical form (UTF-8)::
 
-        "pstfast-content-v2" US sender US recipients US sent_at US subject US attachments US body
+        "pstfast-content-v3" US sender US recipients US sent_at US subject US attachments US body
 
     where US is U+001F, and
       sender      = normalize_addresses(sender_email), "" when absent;
       recipients  = the normalized to + cc + bcc addresses, sorted, joined by U+001E;
       sent_at     = sent_at as in the CSV ("2021-03-04T05:06:07Z"), "" when absent;
       subject     = normalize_subjects(subject), "" when absent;
-      body        = normalize_whitespace(body_text), "" when absent;
+      body        = normalize_whitespace(body_text), "" when absent: body_text is PR_BODY, else
+                    the text of the HTML body, else of the RTF body (extraction/bodies.py),
+                    so messages that differ only in their HTML or RTF never share a hash;
       attachments = the sha256 of every by-value attachment plus the content_hash of every
                     embedded message, sorted, joined by U+001E.
     U+001E and U+001F are removed from every part but the body first, so the separators are

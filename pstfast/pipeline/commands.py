@@ -54,6 +54,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def codepage(text: str) -> int:
+    """An argparse ``type=`` for a Windows code page (:func:`pstfast.config.codepage`)."""
+    from .. import config
+
+    try:
+        value = config.codepage(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    assert value is not None
+    return value
+
+
 def add_stage_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``pipeline stage``: every stage takes the same ones."""
     p.add_argument("stage", choices=list(STAGES))
@@ -68,6 +80,9 @@ def add_stage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opensearch-url", metavar="URL", help="OpenSearch endpoint for --index-backend opensearch")
     p.add_argument("--attempt", type=positive_int, metavar="N",
                    help="attempt number to record (default: previous attempt + 1)")
+    p.add_argument("--codepage", metavar="CP", type=codepage,
+                   help="extract: code page of ANSI strings that name none (default PSTFAST_CODEPAGE, else decided "
+                        "from the file)")
 
 
 def add_mark_failed_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,7 +101,7 @@ def stage(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     outcome = run_stage(
         args.stage, pst_file_id=args.pst_file_id, out=args.out, project_id=args.project_id,
         source=args.source, db=args.db, index_backend=args.index_backend,
-        opensearch_url=args.opensearch_url, attempt=args.attempt,
+        opensearch_url=args.opensearch_url, attempt=args.attempt, codepage=args.codepage,
     )
     r = outcome.report
     counts = ", ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))

@@ -162,18 +162,24 @@ def run(
     rng: random.Random | None = None,
     dead_letter: Callable[[dict[str, Any], str], None] | None = None,
     command: Callable[[Sequence[str]], int] = run_command,
+    codepage: int | None = None,
 ) -> RunResult:
     """Run extract -> load -> thread -> dedupe -> index for one PST, as ``pst_ingest_v2`` does.
 
     *sleep* and *rng* drive the retry backoff (tests pass fast ones); *dead_letter*
     receives the job and the error when the run fails terminally; *command* runs one
-    state-machine command list and returns its exit code.
+    state-machine command list and returns its exit code. *codepage* goes to the extract
+    stage (``--codepage``).
 
     Raises:
         InputError: *source* does not exist (nothing ran).
         UsageError: *out* is not writable, or an identifier is invalid.
     """
     source = str(source)
+    if db is not None and not isinstance(db, str):  # a connection or pool: its DSN, for the stage commands
+        from ..db.connect import resolve_dsn
+
+        db = resolve_dsn(db)
     if not storage.is_s3(source) and not Path(source).exists():
         raise InputError(f"{source}: no such file")
     out = str(out or default_out())
@@ -193,6 +199,8 @@ def run(
         argv = list(params["ContainerOverrides"]["Command"])
         if db:
             argv += ["--db", db]
+        if codepage and argv[:3] == ["pipeline", "stage", "extract"]:
+            argv += ["--codepage", str(codepage)]
         log.debug("pstfast %s", " ".join(argv))
         try:
             rc = command(argv)

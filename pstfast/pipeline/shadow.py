@@ -98,8 +98,10 @@ def v2_rows(prefix: str) -> list[ShadowRow]:
             r = json.loads(line)
             if r.get("parent_email_id"):
                 continue  # embedded messages: the legacy pipeline never saw them
+            # the legacy pipeline read PR_BODY only: compare V2's body where it is that one
+            plain = r.get("body_text") if r.get("body_text_source") in ("plain", None) else None
             rows.append(ShadowRow(r["folder_path"], r.get("subject") or "", shadow_hash(
-                r["folder_path"], r.get("subject"), r.get("sender_name"), r.get("body_text"),
+                r["folder_path"], r.get("subject"), r.get("sender_name"), plain,
                 int(r.get("attachment_count") or 0))))
     return rows
 

@@ -58,12 +58,13 @@ def _numbers(result: Any) -> tuple[dict[str, int], dict[str, float]]:
     return counts, timings
 
 
-def _extract(source: str | None, out: str | os.PathLike[str], pst_file_id: str, project_id: str | None) -> Any:
+def _extract(source: str | None, out: str | os.PathLike[str], pst_file_id: str, project_id: str | None,
+             codepage: int | None) -> Any:
     if not source:
         raise UsageError("stage extract needs --source (the PST's path or s3:// URL)")
     from ..extraction.run import extract
 
-    return extract(source, out, pst_file_id=pst_file_id, project_id=project_id)
+    return extract(source, out, pst_file_id=pst_file_id, project_id=project_id, codepage=codepage)
 
 
 def run_stage(
@@ -77,6 +78,7 @@ def run_stage(
     index_backend: str = "postgres",
     opensearch_url: str | None = None,
     attempt: int | None = None,
+    codepage: int | None = None,
 ) -> StageOutcome:
     """Run stage *name* for one PST with manifest, log, ``stage_runs`` and status updates.
 
@@ -89,7 +91,7 @@ def run_stage(
         raise UsageError(f"unknown stage {name!r} (choose {', '.join(STAGES)})")
     with StageRun(out, name, pst_file_id, project_id=project_id, attempt=attempt, db=db) as run:
         if name == "extract":
-            result = _extract(source, out, pst_file_id, project_id)
+            result = _extract(source, out, pst_file_id, project_id, codepage)
             _mark_extracted(db, pst_file_id, project_id or getattr(result, "project_id", None), source, result)
         elif name == "load":
             from ..loading.load import load

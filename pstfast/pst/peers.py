@@ -112,7 +112,9 @@ def readpst_summary(path: str | os.PathLike[str], *, store_name: str | None = No
     readpst writes one file per message (``-S``) in one folder per PST folder, and each
     attachment by value as ``N-filename`` beside it; embedded messages stay inside their
     parent as ``message/rfc822`` parts. It skips empty folders, and it names the top
-    folder after the store, so compare with :meth:`Summary.by_subtree_path`.
+    folder after the store, so compare with :meth:`Summary.by_subtree_path`. It writes
+    no file for a by-reference attachment (there are no bytes), and it writes a message's
+    RTF body as ``N-rtf-body.rtf``, which is not an attachment and is not counted.
     """
     p = check_pst_file(path)
     if shutil.which("readpst") is None:
@@ -139,7 +141,7 @@ def readpst_summary(path: str | os.PathLike[str], *, store_name: str | None = No
                         counts.messages += 1
                         data = (Path(folder_dir) / name).read_bytes()
                         counts.attachments += len(_EMBEDDED_PART.findall(data))
-                    elif _ATTACHMENT_FILE.match(name):
+                    elif _ATTACHMENT_FILE.match(name) and not name.endswith("-rtf-body.rtf"):
                         counts.attachments += 1
                 summary.folders.append(counts)
     return summary

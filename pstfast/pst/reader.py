@@ -468,6 +468,13 @@ class PstReader:
         with self._structure(attachment.nid):
             return self._embedded_node(attachment, value[1] if value and value[0] == PT_OBJECT else None)
 
+    def object_data(self, attachment: _Node, props: dict[int, tuple[int, bytes]]) -> bytes:
+        """The bytes of *attachment*'s PT_OBJECT value (an OLE object, attach method 6): the
+        data of the subnode that PidTagAttachDataObject names, as libpff returns them."""
+        value = props.get(TAG_ATTACH_DATA_OBJECT >> 16)
+        with self._structure(attachment.nid):
+            return self._embedded_node(attachment, value[1] if value and value[0] == PT_OBJECT else None).data()
+
     def _embedded_node(self, attachment: _Node, data_object: bytes | None) -> _Node:
         """The subnode named by an attachment's PidTagAttachDataObject value (dwNid, ulSize)."""
         if data_object is None:

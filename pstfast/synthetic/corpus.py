@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from ..errors import UsageError
 from ..pst.props import MAPI_BCC, MAPI_CC, MAPI_TO
+from ..pst.rtf import compress_rtf, decompress_rtf, make_fromhtml_rtf, make_native_rtf
 from ..pst.write.messaging import Attachment, Message, PstWriter, Recipient
 
 _KIND_NAMES = {MAPI_TO: "to", MAPI_CC: "cc", MAPI_BCC: "bcc"}
@@ -80,6 +81,13 @@ class SynthOptions:
     no_message_id_rate: float = 0.05
     embedded_rate: float = 0.03
     large_body_every: int = 40  # one body of tens of KB every N messages (0: none)
+    # how bodies and attachments are stored, in shares like real mailboxes' (drawn from a
+    # random stream of their own, so the rest of a seed's content does not change with them)
+    html_only_rate: float = 0.15  # PR_HTML only, no PR_BODY (most non-Outlook clients)
+    rtf_html_rate: float = 0.03  # the HTML inside PR_RTF_COMPRESSED (\fromhtml1), PR_BODY blank lines
+    rtf_only_rate: float = 0.03  # native RTF only (Outlook "rich text", older Exchange stores)
+    ole_rate: float = 0.01  # an OLE object attachment (method 6)
+    reference_rate: float = 0.01  # a by-reference attachment (method 2, a file-share path)
     # message node ids a block per folder instead of in arrival order, as Outlook gives them:
     # libpff then opens the file in linear time (see pstfast.pst.write.messaging._MessageIds)
     ids_by_folder: bool = False
@@ -89,7 +97,8 @@ class SynthOptions:
             raise UsageError(f"--messages must be 0 or more, got {self.messages}")
         if self.folders is not None and self.folders < 1:
             raise UsageError(f"--folders must be 1 or more, got {self.folders}")
-        for name in ("attachment_rate", "duplicate_rate", "no_message_id_rate", "embedded_rate"):
+        for name in ("attachment_rate", "duplicate_rate", "no_message_id_rate", "embedded_rate", "html_only_rate",
+                     "rtf_html_rate", "rtf_only_rate", "ole_rate", "reference_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise UsageError(f"{name.replace('_', '-')} must be between 0 and 1, got {value}")
@@ -154,6 +163,7 @@ class _Generator:
         self.shared = [self._attachment_bytes(self.rng.choice(_MIME)[0], self.rng.randint(200, 40_000))
                        for _ in range(8)]
         self.shared_names = [self._filename(i) for i in range(len(self.shared))]
+        self.shapes = random.Random(f"{options.seed}:shapes")
 
     # --- small pieces -------------------------------------------------------------------
 
@@ -282,9 +292,13 @@ class _TruthWriter:
             self.file.close()
 
 
-def _message_truth(msg: Message, nid: int | None, folder_path: str | None, atts: list[dict[str, Any]]) -> dict[str, Any]:
+def _message_truth(msg: Message, nid: int | None, folder_path: str | None, atts: list[dict[str, Any]],
+                   expected: tuple[str, str, str | None] | None = None) -> dict[str, Any]:
     def people(kind: int) -> list[dict[str, str]]:
         return [{"name": r.name, "email": r.email} for r in msg.recipients if r.kind == kind]
+
+    source, text, html_body = expected or ("plain", msg.body_text, msg.body_html)
+    rtf = decompress_rtf(msg.body_rtf_compressed).decode("latin-1") if msg.body_rtf_compressed else None
 
     return {
         "nid": nid,
@@ -298,8 +312,13 @@ def _message_truth(msg: Message, nid: int | None, folder_path: str | None, atts:
         "bcc": people(MAPI_BCC),
         "sent_at": _iso(msg.sent_at),
         "received_at": _iso(msg.received_at),
-        "body_text": msg.body_text,
-        "body_html": msg.body_html,
+        "body_text": msg.body_text,  # PR_BODY as written (None: not written)
+        "body_html": msg.body_html,  # PR_HTML as written
+        "body_rtf": rtf,  # PR_RTF_COMPRESSED as written, decompressed
+        # what the row's body fields must be (body_text whitespace-normalised when not plain)
+        "expected_body_text": text,
+        "expected_body_text_source": source,
+        "expected_body_html": html_body,
         "transport_headers": msg.transport_headers,
         "internet_message_id": msg.internet_message_id,
         "in_reply_to": msg.in_reply_to,
@@ -316,11 +335,12 @@ def _attachment_truth(ordinal: int, att: Attachment, embedded: dict[str, Any] | 
         "ordinal": ordinal,
         "filename": att.filename,
         "mime_type": att.mime_type,
-        "size": len(att.data) if att.message is None else None,
-        "sha256": hashlib.sha256(att.data).hexdigest() if att.message is None else None,
+        "size": None if att.message is not None else 0 if att.method == "reference" else len(att.data),
+        "sha256": hashlib.sha256(att.data).hexdigest() if att.message is None and att.method != "reference" else None,
         "content_id": att.content_id,
         "is_inline": att.inline,
-        "method": "embedded_message" if att.message is not None else "by_value",
+        "method": "embedded_message" if att.message is not None else att.method,
+        "reference": att.reference,
         "message": embedded,
     }
 
@@ -404,6 +424,42 @@ def _add_attachments(gen: _Generator, index: int, msg: Message) -> None:
         )
 
 
+def _vary_shapes(gen: _Generator, index: int, msg: Message) -> tuple[str, str, str | None] | None:
+    """Store *msg* the way a share of real mail is stored: HTML only, HTML inside RTF, native
+    RTF only; add an OLE object or a by-reference attachment now and then. Returns the
+    (body_text_source, body_text, body_html) its row must have when the body is not plain,
+    from the generator's own paragraphs (the truth never runs the extractor's HTML or RTF code)."""
+    o, shapes = gen.o, gen.shapes
+    paragraphs = (msg.body_text or "").split("\r\n\r\n")
+    expected: tuple[str, str, str | None] | None = None
+    pick = shapes.random()
+    if pick < o.html_only_rate:
+        expected = ("html", "\n".join(paragraphs), msg.body_html)
+        msg.body_text = None
+    elif pick < o.html_only_rate + o.rtf_html_rate + o.rtf_only_rate:
+        # compressed RTF is written by a pure-Python compressor: keep these bodies short
+        paragraphs = paragraphs[:3]
+        text = "\r\n\r\n".join(paragraphs)
+        if pick < o.html_only_rate + o.rtf_html_rate:
+            # Outlook's HTML-in-RTF: no PR_HTML, PR_BODY a few blank lines
+            page = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+            body_html = f"<html><head><meta charset=\"utf-8\"></head><body>{page}</body></html>"
+            msg.body_rtf_compressed = compress_rtf(make_fromhtml_rtf(body_html))
+            expected = ("html", "\n".join(paragraphs), body_html)
+            msg.body_text, msg.body_html = "\r\n\r\n", None
+        else:
+            msg.body_rtf_compressed = compress_rtf(make_native_rtf(text))
+            expected = ("rtf", text, None)
+            msg.body_text = msg.body_html = None
+    if shapes.random() < o.ole_rate:
+        data = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + shapes.randbytes(shapes.randint(500, 20_000))
+        msg.attachments.append(Attachment(f"object_{index}.bin", "application/octet-stream", data, method="ole"))
+    if shapes.random() < o.reference_rate:
+        name = f"{shapes.choice(_FILE_STEMS)}_{index}.{shapes.choice(_MIME)[0]}"
+        msg.attachments.append(Attachment(name, method="reference", reference=f"\\\\files\\shared\\{name}"))
+    return expected
+
+
 def synth(
     out: str | os.PathLike[str],
     *,
@@ -441,7 +497,8 @@ def synth(
         folder_counts = {p: 0 for _, p in folders}
         next_thread = 0
 
-        def emit(msg: Message, folder: tuple[int, str], key: str, thread_key: str, dup: str | None) -> None:
+        def emit(msg: Message, folder: tuple[int, str], key: str, thread_key: str, dup: str | None,
+                 expected: tuple[str, str, str | None] | None) -> None:
             nid = writer.add_message(folder[0], msg)
             atts = []
             for ordinal, att in enumerate(msg.attachments):
@@ -451,7 +508,8 @@ def synth(
                         _attachment_truth(i, a, None) for i, a in enumerate(att.message.attachments)
                     ])
                 atts.append(_attachment_truth(ordinal, att, embedded))
-            record = {"key": key, **_message_truth(msg, nid, folder[1], atts), "thread": thread_key,
+            record = {"key": key, **_message_truth(msg, nid, folder[1], atts, expected),
+                      "thread": thread_key,
                       "duplicate_group": dup}
             truth_out.message(record)
             threads.setdefault(thread_key, []).append(key)
@@ -473,6 +531,7 @@ def synth(
                 open_threads.append(thread)
             msg = _build_message(gen, index, thread, reply)
             _add_attachments(gen, index, msg)
+            expected = _vary_shapes(gen, index, msg)
             if rng.random() < options.embedded_rate:
                 inner_thread = _ThreadState("", f"Fwd material {index}", rng.randbytes(16), gen.when(None))
                 inner = _build_message(gen, index + 10_000_000, inner_thread, False)
@@ -486,10 +545,10 @@ def synth(
             if rng.random() < options.duplicate_rate and len(folders) > 1:
                 dup = f"d{index:07d}"
                 groups[dup] = [key, key + "-dup"]
-            emit(msg, folder, key, thread.key, dup)
+            emit(msg, folder, key, thread.key, dup, expected)
             if dup:
                 other = rng.choice([f for f in folders if f != folder])
-                emit(msg, other, key + "-dup", thread.key, dup)
+                emit(msg, other, key + "-dup", thread.key, dup, expected)
         truth_out.finish(
             {
                 "seed": options.seed,

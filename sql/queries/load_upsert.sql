@@ -10,13 +10,13 @@ INSERT INTO email_messages AS t (
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
     subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
     received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
-    importance, content_hash, extractor_version)
+    importance, content_hash, extractor_version, body_text_source, body_rtf)
 SELECT
     email_id, parent_email_id, project_id, pst_file_id, folder_path, message_class,
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
     subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
     received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
-    importance, content_hash, extractor_version
+    importance, content_hash, extractor_version, body_text_source, body_rtf
   FROM {emails}
 ON CONFLICT (email_id) DO UPDATE SET
     parent_email_id = EXCLUDED.parent_email_id, project_id = EXCLUDED.project_id,
@@ -31,13 +31,14 @@ ON CONFLICT (email_id) DO UPDATE SET
     body_html = EXCLUDED.body_html, transport_headers = EXCLUDED.transport_headers,
     attachment_count = EXCLUDED.attachment_count, size_bytes = EXCLUDED.size_bytes,
     importance = EXCLUDED.importance, content_hash = EXCLUDED.content_hash,
-    extractor_version = EXCLUDED.extractor_version
+    extractor_version = EXCLUDED.extractor_version, body_text_source = EXCLUDED.body_text_source,
+    body_rtf = EXCLUDED.body_rtf
 WHERE (t.parent_email_id, t.project_id, t.pst_file_id, t.folder_path, t.message_class,
        t.internet_message_id, t.in_reply_to, t."references", t.conversation_index,
        t.conversation_topic, t.subject, t.normalized_subject, t.sender_name, t.sender_email,
        t."to", t.cc, t.bcc, t.sent_at, t.received_at, t.body_text, t.body_html,
        t.transport_headers, t.attachment_count, t.size_bytes, t.importance, t.content_hash,
-       t.extractor_version)
+       t.extractor_version, t.body_text_source, t.body_rtf)
    IS DISTINCT FROM
       (EXCLUDED.parent_email_id, EXCLUDED.project_id, EXCLUDED.pst_file_id, EXCLUDED.folder_path,
        EXCLUDED.message_class, EXCLUDED.internet_message_id, EXCLUDED.in_reply_to,
@@ -46,7 +47,7 @@ WHERE (t.parent_email_id, t.project_id, t.pst_file_id, t.folder_path, t.message_
        EXCLUDED."to", EXCLUDED.cc, EXCLUDED.bcc, EXCLUDED.sent_at, EXCLUDED.received_at,
        EXCLUDED.body_text, EXCLUDED.body_html, EXCLUDED.transport_headers,
        EXCLUDED.attachment_count, EXCLUDED.size_bytes, EXCLUDED.importance,
-       EXCLUDED.content_hash, EXCLUDED.extractor_version)
+       EXCLUDED.content_hash, EXCLUDED.extractor_version, EXCLUDED.body_text_source, EXCLUDED.body_rtf)
 RETURNING t.email_id)
 -- a changed email's search entry is stale: the index stage computes it again
 DELETE FROM email_search e USING upserted u WHERE e.email_id = u.email_id;
@@ -59,21 +60,21 @@ DELETE FROM email_attachments a
 
 INSERT INTO email_attachments AS t (
     attachment_id, email_id, ordinal, filename, mime_type, size, content_id, is_inline,
-    method, sha256, storage_key)
+    method, sha256, storage_key, reference)
 SELECT attachment_id, email_id, ordinal, filename, mime_type, size, content_id, is_inline,
-       method, sha256, storage_key
+       method, sha256, storage_key, reference
   FROM {attachments}
 ON CONFLICT (attachment_id) DO UPDATE SET
     email_id = EXCLUDED.email_id, ordinal = EXCLUDED.ordinal, filename = EXCLUDED.filename,
     mime_type = EXCLUDED.mime_type, size = EXCLUDED.size, content_id = EXCLUDED.content_id,
     is_inline = EXCLUDED.is_inline, method = EXCLUDED.method, sha256 = EXCLUDED.sha256,
-    storage_key = EXCLUDED.storage_key
+    storage_key = EXCLUDED.storage_key, reference = EXCLUDED.reference
 WHERE (t.email_id, t.ordinal, t.filename, t.mime_type, t.size, t.content_id, t.is_inline,
-       t.method, t.sha256, t.storage_key)
+       t.method, t.sha256, t.storage_key, t.reference)
    IS DISTINCT FROM
       (EXCLUDED.email_id, EXCLUDED.ordinal, EXCLUDED.filename, EXCLUDED.mime_type, EXCLUDED.size,
        EXCLUDED.content_id, EXCLUDED.is_inline, EXCLUDED.method, EXCLUDED.sha256,
-       EXCLUDED.storage_key);
+       EXCLUDED.storage_key, EXCLUDED.reference);
 
 WITH stale AS (
 DELETE FROM email_messages m

@@ -31,7 +31,9 @@ CREATE UNLOGGED TABLE {emails} (
     size_bytes          bigint,
     importance          smallint,
     content_hash        text,
-    extractor_version   text
+    extractor_version   text,
+    body_text_source    text,
+    body_rtf            text
 );
 CREATE UNLOGGED TABLE {attachments} (
     attachment_id uuid,
@@ -44,5 +46,6 @@ CREATE UNLOGGED TABLE {attachments} (
     is_inline     boolean,
     method        text,
     sha256        text,
-    storage_key   text
+    storage_key   text,
+    reference     text
 );

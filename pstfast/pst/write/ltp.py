@@ -18,6 +18,7 @@ from ..props import (
     PT_LONGLONG,
     PT_OBJECT,
     PT_SHORT,
+    PT_STRING8,
     PT_SYSTIME,
     PT_UNICODE,
 )
@@ -39,11 +40,19 @@ def prop_type(tag: int) -> int:
     return tag & 0xFFFF
 
 
-def encode_value(tag: int, value: object) -> bytes:
-    """The on-disk bytes of a property value of the type in *tag*."""
+def ansi_tag(tag: int, ansi: str | None) -> int:
+    """*tag* as written: a PT_UNICODE string becomes PT_STRING8 when the file is written with
+    ANSI strings (as Outlook 97-2002 wrote them, in the machine's code page *ansi*)."""
+    return (tag & ~0xFFFF) | PT_STRING8 if ansi and prop_type(tag) == PT_UNICODE else tag
+
+
+def encode_value(tag: int, value: object, ansi: str | None = None) -> bytes:
+    """The on-disk bytes of a property value of the type in *tag* (PT_STRING8 in codec *ansi*)."""
     kind = prop_type(tag)
     if kind == PT_UNICODE:
         return str(value).encode("utf-16-le", "surrogatepass")
+    if kind == PT_STRING8:
+        return value if isinstance(value, bytes) else str(value).encode(ansi or "cp1252", "replace")
     if kind in (PT_BINARY, PT_OBJECT):
         assert isinstance(value, (bytes, bytearray, memoryview)), type(value)
         return bytes(value)
@@ -177,14 +186,16 @@ def _store(heap: Heap, data: bytes, subnodes: list[tuple[int, bytes | list[bytes
     return nid
 
 
-def build_pc(props: Iterable[tuple[int, object]], next_nid: SubnodeIds) -> Built:
-    """A property context (MS-PST 2.3.3) from (tag, value) pairs."""
+def build_pc(props: Iterable[tuple[int, object]], next_nid: SubnodeIds, *, ansi: str | None = None) -> Built:
+    """A property context (MS-PST 2.3.3) from (tag, value) pairs (strings as PT_STRING8 in
+    codec *ansi* when given)."""
     heap = Heap(CLIENT_PC)
     subnodes: list[tuple[int, bytes | list[bytes]]] = []
     records = []
-    for tag, value in sorted(props, key=lambda p: p[0] >> 16):
+    for given, value in sorted(props, key=lambda p: p[0] >> 16):
+        tag = ansi_tag(given, ansi)
         kind = prop_type(tag)
-        raw = encode_value(tag, value)
+        raw = encode_value(tag, value, ansi)
         if kind in (PT_SHORT, PT_LONG, PT_BOOLEAN):
             hnid = int.from_bytes(raw.ljust(4, b"\0"), "little")
         else:
@@ -228,8 +239,11 @@ def build_tc(
     tags: Sequence[int],
     rows: Sequence[tuple[int, dict[int, object]]],
     next_nid: SubnodeIds,
+    *,
+    ansi: str | None = None,
 ) -> Built:
-    """A table context (MS-PST 2.3.4): *rows* are (row id, {tag: value}) in row order."""
+    """A table context (MS-PST 2.3.4): *rows* are (row id, {tag: value}) in row order (string
+    columns as PT_STRING8 in codec *ansi* when given)."""
     heap = Heap(CLIENT_TC)
     subnodes: list[tuple[int, bytes | list[bytes]]] = []
     columns, rgib = table_layout(tags)
@@ -247,11 +261,11 @@ def build_tc(
                 if col.tag not in values or values[col.tag] is None:
                     continue
                 value = values[col.tag]
-            kind = prop_type(col.tag)
-            if kind in _FIXED_SIZE:
-                cell = encode_value(col.tag, value)
+            tag = ansi_tag(col.tag, ansi)
+            if prop_type(tag) in _FIXED_SIZE:
+                cell = encode_value(tag, value)
             else:
-                cell = struct.pack("<I", _store(heap, encode_value(col.tag, value), subnodes, next_nid))
+                cell = struct.pack("<I", _store(heap, encode_value(tag, value, ansi), subnodes, next_nid))
             matrix[base + col.ib : base + col.ib + col.cb] = cell
             ceb[col.bit >> 3] |= 0x80 >> (col.bit & 7)
         matrix[base + rgib[2] : base + row_size] = ceb
@@ -268,7 +282,7 @@ def build_tc(
         hnid_rows = next_nid()
         subnodes.append((hnid_rows, [bytes(matrix[i : i + step]) for i in range(0, len(matrix), step)]))
     coldescs = b"".join(
-        struct.pack("<IHBB", c.tag, c.ib, c.cb, c.bit) for c in sorted(columns, key=lambda c: c.tag)
+        struct.pack("<IHBB", ansi_tag(c.tag, ansi), c.ib, c.cb, c.bit) for c in sorted(columns, key=lambda c: c.tag)
     )
     info = struct.pack("<BB4HIII", CLIENT_TC, len(columns), *rgib, hid_rows_index, hnid_rows, 0) + coldescs
     heap.root = heap.alloc(info)

@@ -12,6 +12,7 @@ summarise their messages) are written when the writer closes.
 
 from __future__ import annotations
 
+import codecs
 import datetime as _dt
 import hashlib
 import itertools
@@ -23,8 +24,10 @@ from types import TracebackType
 from typing import Any
 
 from ..props import (
+    ATTACH_BY_REFERENCE,
     ATTACH_BY_VALUE,
     ATTACH_EMBEDDED_MSG,
+    ATTACH_OLE,
     MAPI_BCC,
     MAPI_CC,
     MAPI_TO,
@@ -60,6 +63,8 @@ CONTENTS_COLUMNS = (
     T.MESSAGE_DELIVERY_TIME, T.CLIENT_SUBMIT_TIME, T.MESSAGE_FLAGS, T.MESSAGE_SIZE, T.IMPORTANCE,
     T.CONVERSATION_TOPIC,
 )
+_METHODS = {"by_value": ATTACH_BY_VALUE, "ole": ATTACH_OLE, "reference": ATTACH_BY_REFERENCE}
+
 RECIPIENT_COLUMNS = (
     PidTagLtpRowId, PidTagLtpRowVer, T.RECIPIENT_TYPE, T.DISPLAY_NAME, T.ADDRTYPE, T.EMAIL_ADDRESS,
     T.SMTP_ADDRESS, T.RESPONSIBILITY, T.SEND_RICH_INFO, T.DISPLAY_TYPE, T.OBJECT_TYPE, T.ROWID,
@@ -88,7 +93,13 @@ class Recipient:
 
 @dataclass
 class Attachment:
-    """An attachment: bytes by value, or an embedded message."""
+    """An attachment: bytes by value, an OLE object, a reference to a file, or an embedded message.
+
+    *method*: ``by_value`` (PidTagAttachDataBinary), ``ole`` (attach method 6: the bytes in a
+    subnode that a PT_OBJECT PidTagAttachDataObject names, as Outlook stores OLE objects) or
+    ``reference`` (method 2, ATTACH_BY_REFERENCE: no bytes, *reference* is the path);
+    *message* makes it an embedded message whatever *method* says.
+    """
 
     filename: str
     mime_type: str | None = None
@@ -96,6 +107,8 @@ class Attachment:
     content_id: str | None = None
     inline: bool = False
     message: Message | None = None  # set for an embedded message
+    method: str = "by_value"
+    reference: str | None = None
 
 
 @dataclass
@@ -111,6 +124,8 @@ class Message:
     recipients: list[Recipient] = field(default_factory=list)
     body_text: str | None = None
     body_html: str | None = None
+    #: PR_RTF_COMPRESSED as stored (pstfast.pst.rtf.compress_rtf of the RTF)
+    body_rtf_compressed: bytes | None = None
     transport_headers: str | None = None
     internet_message_id: str | None = None
     in_reply_to: str | None = None
@@ -191,8 +206,15 @@ class PstWriter:
     in a block per folder instead of in arrival order (see :class:`_MessageIds`)."""
 
     def __init__(self, path: str | os.PathLike[str], *, display_name: str = "Personal Folders", seed: int = 0,
-                 ids_by_folder: bool = False) -> None:
+                 ids_by_folder: bool = False, ansi_codepage: int | None = None,
+                 declare_codepage: bool = True) -> None:
         self.path = os.fspath(path)
+        # ANSI strings (PT_STRING8) in that Windows code page, as Outlook 97-2002 wrote them;
+        # the store and folders then say nothing of the code page, as theirs did not, and
+        # messages declare it (PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID) only if *declare_codepage*
+        self._ansi = codecs.lookup(f"cp{ansi_codepage}").name if ansi_codepage else None
+        self._codepage = ansi_codepage if ansi_codepage else 65001
+        self._declare_codepage = declare_codepage
         self._ndb = NdbWriter(path, unique=seed)
         self._display_name = display_name
         self._store_uid = hashlib.sha256(f"pstfast-store-{seed}".encode()).digest()[:16]
@@ -289,7 +311,7 @@ class PstWriter:
                     },
                 )
             )
-        subnodes.append((NID_RECIPIENT_TABLE, *self._write_built(build_tc(RECIPIENT_COLUMNS, rows, next_ltp))))
+        subnodes.append((NID_RECIPIENT_TABLE, *self._write_built(build_tc(RECIPIENT_COLUMNS, rows, next_ltp, ansi=self._ansi))))
 
         attach_rows = []
         attach_size_total = 0
@@ -298,18 +320,18 @@ class PstWriter:
             bid_data, bid_sub, size = self._attachment(anid, ordinal, att, folder)
             subnodes.append((anid, bid_data, bid_sub))
             attach_size_total += size
-            method = ATTACH_EMBEDDED_MSG if att.message is not None else ATTACH_BY_VALUE
+            method = ATTACH_EMBEDDED_MSG if att.message is not None else _METHODS[att.method]
             attach_rows.append(
                 (anid, {T.ATTACH_SIZE: size, T.ATTACH_FILENAME: att.filename, T.ATTACH_METHOD: method,
                         T.RENDERING_POSITION: 0xFFFFFFFF})
             )
         if attach_rows:
             subnodes.append(
-                (NID_ATTACHMENT_TABLE, *self._write_built(build_tc(ATTACHMENT_COLUMNS, attach_rows, next_ltp)))
+                (NID_ATTACHMENT_TABLE, *self._write_built(build_tc(ATTACHMENT_COLUMNS, attach_rows, next_ltp, ansi=self._ansi)))
             )
 
         props = self._message_props(nid, msg, attach_size_total)
-        pc = build_pc(props.items(), next_ltp)
+        pc = build_pc(props.items(), next_ltp, ansi=self._ansi)
         bid_data = self._ndb.write_blocks(pc.blocks)
         for sub_nid, value in pc.subnodes:
             subnodes.append((sub_nid, self._ndb.write_data(value), 0))  # type: ignore[arg-type]
@@ -343,14 +365,15 @@ class PstWriter:
             T.DISPLAY_BCC: "; ".join(bcc),
             T.MESSAGE_FLAGS: 0x01 | (0x10 if msg.attachments else 0),  # read, has attachments
             T.HAS_ATTACHMENTS: bool(msg.attachments),
-            T.RTF_IN_SYNC: False,
-            T.INTERNET_CODEPAGE: 65001,
-            T.MESSAGE_CODEPAGE: 65001,
+            T.RTF_IN_SYNC: msg.body_rtf_compressed is not None,
+            **({T.INTERNET_CODEPAGE: self._codepage, T.MESSAGE_CODEPAGE: self._codepage}
+               if self._declare_codepage else {}),
             T.SEARCH_KEY: hashlib.md5(struct.pack("<QQ", nid, len(msg.subject))).digest(),  # noqa: S324
         }
         optional = {
             T.BODY: msg.body_text,
             T.HTML: html,
+            T.RTF_COMPRESSED: msg.body_rtf_compressed,
             T.TRANSPORT_HEADERS: msg.transport_headers,
             T.INTERNET_MESSAGE_ID: msg.internet_message_id,
             T.IN_REPLY_TO_ID: msg.in_reply_to,
@@ -393,12 +416,25 @@ class PstWriter:
             extra.append((embedded_nid, bid_data, bid_sub))
             props[T.ATTACH_METHOD] = ATTACH_EMBEDDED_MSG
             props[T.ATTACH_DATA_OBJECT] = struct.pack("<II", embedded_nid, size)
+        elif att.method == "ole":
+            # Outlook keeps an OLE object's storage in a subnode of the attachment
+            ole_nid = make_nid(NID_TYPE_LTP, 0x3FF)  # below the heap's value subnodes (0x400 on)
+            extra.append((ole_nid, self._ndb.write_data(att.data), 0))
+            size = len(att.data)
+            props[T.ATTACH_METHOD] = ATTACH_OLE
+            props[T.ATTACH_DATA_OBJECT] = struct.pack("<II", ole_nid, size)
+        elif att.method == "reference":
+            size = 0
+            props[T.ATTACH_METHOD] = ATTACH_BY_REFERENCE
+            if att.reference:
+                props[T.ATTACH_LONG_PATHNAME] = att.reference
+                props[T.ATTACH_PATHNAME] = att.reference
         else:
             size = len(att.data)
             props[T.ATTACH_METHOD] = ATTACH_BY_VALUE
             props[T.ATTACH_DATA_BINARY] = att.data
         props[T.ATTACH_SIZE] = size
-        pc = build_pc(props.items(), next_ltp)
+        pc = build_pc(props.items(), next_ltp, ansi=self._ansi)
         bid_data = self._ndb.write_blocks(pc.blocks)
         for sub_nid, value in pc.subnodes:
             extra.append((sub_nid, self._ndb.write_data(value), 0))  # type: ignore[arg-type]
@@ -417,7 +453,7 @@ class PstWriter:
         }
         if folder.container_class:
             props[T.CONTAINER_CLASS] = folder.container_class
-        bid_data, bid_sub = self._write_built(build_pc(props.items(), no_subnodes))
+        bid_data, bid_sub = self._write_built(build_pc(props.items(), no_subnodes, ansi=self._ansi))
         self._ndb.add_node(folder.nid, bid_data, bid_sub, folder.parent)
 
         children = []
@@ -434,7 +470,7 @@ class PstWriter:
         )
         for nid_type, columns, rows in tables:
             ltp_ids = (make_nid(NID_TYPE_LTP, i) for i in itertools.count(0x400))
-            bid_data, bid_sub = self._write_built(build_tc(columns, rows, ltp_ids.__next__))
+            bid_data, bid_sub = self._write_built(build_tc(columns, rows, ltp_ids.__next__, ansi=self._ansi))
             self._ndb.add_node(make_nid(nid_type, index), bid_data, bid_sub, 0)
         folder.rows = []  # written: free the memory
 
@@ -452,7 +488,7 @@ class PstWriter:
             T.VALID_FOLDER_MASK: 0x09,  # IPM subtree and wastebasket entry ids are valid
             T.PST_PASSWORD: 0,
         }
-        self._add(NID_MESSAGE_STORE, build_pc(store.items(), self._no_subnodes))
+        self._add(NID_MESSAGE_STORE, build_pc(store.items(), self._no_subnodes, ansi=self._ansi))
         # Readers require a non-empty map; it names one property, PidLidReminderDelta
         # (PSETID_Common, LID 0x8501), as Outlook's own maps always do (MS-PST 2.4.7).
         guid_index = 3  # 1 and 2 are PS_MAPI and PS_PUBLIC_STRINGS; 3 = first GUID in the stream
@@ -477,7 +513,7 @@ class PstWriter:
             "recipients": RECIPIENT_COLUMNS,
         }
         for nid, kind in _TEMPLATES.items():
-            self._add(nid, build_tc(columns[kind], [], self._no_subnodes))
+            self._add(nid, build_tc(columns[kind], [], self._no_subnodes, ansi=self._ansi))
 
     def _add(self, nid: int, built: Built) -> None:
         bid_data, bid_sub = self._write_built(built)

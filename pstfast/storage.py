@@ -39,8 +39,17 @@ def join(root: str | os.PathLike[str], *parts: str) -> str:
 
 
 def output_prefix(root: str | os.PathLike[str], pst_file_id: str) -> str:
-    """The output folder of one PST: ``<root>/pst-v2/<pst_file_id>/``."""
-    return join(root, "pst-v2", pst_file_id) + "/"
+    """The output folder of one PST: ``<root>/pst-v2/<pst_file_id>/``.
+
+    Every path or key derived from a pst_file_id is made here, so this is where the id is
+    checked (:func:`pstfast.ids.check_identifier`): no id can point outside *root*.
+
+    Raises:
+        UsageError: *pst_file_id* is not a valid identifier.
+    """
+    from .ids import check_identifier
+
+    return join(root, "pst-v2", check_identifier(pst_file_id, "pst_file_id")) + "/"
 
 
 def _s3() -> Any:

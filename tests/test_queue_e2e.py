@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-
 from pipeline_support import MotoServer
-from pstfast.pipeline import sqs as queue
+
 from pstfast.cli import main as cli_main
+from pstfast.pipeline import sqs as queue
 
 PROJECT = "7"
 
@@ -102,7 +102,7 @@ def test_submit_worker_end_to_end(aws: dict[str, Any], pst_bytes: bytes, pg_dsn:
     assert body["pst_file_id"] == pst_file_id and body["project_id"] == PROJECT and body["source"] == source
 
     out = f"s3://{aws['pipeline']}"
-    stats = queue.consume(aws["queue"], out=out, db=pg_dsn, max_jobs=1, idle_exit=5)
+    stats = queue.consume(aws["queue"], out=out, db=pg_dsn, max_jobs=1, idle_exit=5, docs_bucket=aws["docs"])
     assert (stats.received, stats.succeeded, stats.failed, stats.released) == (1, 1, 0, 0)
     listing = aws["s3"].list_objects_v2(Bucket=aws["pipeline"], Prefix=f"pst-v2/{pst_file_id}/")
     keys = {o["Key"] for o in listing["Contents"]}
@@ -127,7 +127,7 @@ def test_submit_worker_end_to_end(aws: dict[str, Any], pst_bytes: bytes, pg_dsn:
 
     # the same message delivered twice: identical rows
     aws["sqs"].send_message(QueueUrl=aws["queue"], MessageBody=message["Body"])
-    rc = cli_main(["worker", "--queue", aws["queue"], "--out", out, "--db", pg_dsn, "--max-jobs", "1",
+    rc = cli_main(["worker", "--queue", aws["queue"], "--out", out, "--db", pg_dsn, "--docs-bucket", aws["docs"], "--max-jobs", "1",
                    "--idle-exit", "5"])
     assert rc == 0
     assert email_rows(pg_dsn, pst_file_id) == rows
@@ -139,6 +139,7 @@ def test_truncated_pst_is_rejected_to_the_dlq(aws: dict[str, Any], pst_bytes: by
     queue.submit(PROJECT, source, queue_url=aws["queue"])
     waits: list[float] = []
     stats = queue.consume(aws["queue"], out=f"s3://{aws['pipeline']}", db=pg_dsn, max_jobs=1, idle_exit=5,
+                                  docs_bucket=aws["docs"],
                          sleep=waits.append)
     assert (stats.received, stats.succeeded, stats.failed) == (1, 0, 1)
     assert waits == [], "a bad input must not burn retries"
@@ -168,8 +169,29 @@ def test_legacy_route_sends_nothing(aws: dict[str, Any], pg_dsn: str) -> None:
 
 
 def test_worker_idle_exit_on_empty_queue(aws: dict[str, Any], tmp_path: Path) -> None:
-    stats = queue.consume(aws["queue"], out=str(tmp_path), max_jobs=None, idle_exit=1)
+    stats = queue.consume(aws["queue"], out=str(tmp_path), max_jobs=None, idle_exit=1, docs_bucket=aws["docs"])
     assert stats.received == 0
+
+
+def test_hostile_job_bodies_go_to_the_dlq_and_the_worker_carries_on(aws: dict[str, Any], tmp_path: Path) -> None:
+    hostile = [
+        {"project_id": "evil", "source": str(tmp_path / "local.pst")},  # a path on the worker host
+        {"project_id": "evil", "source": f"s3://{aws['docs']}/project_42/pst/p1/mail.pst"},  # another's PST
+        {"project_id": "-x", "source": f"s3://{aws['docs']}/project_-x/pst/p1/mail.pst"},  # an option
+        {"project_id": "p\u0000q", "source": f"s3://{aws['docs']}/project_p/pst/p1/mail.pst"},
+    ]
+    for body in hostile:
+        aws["sqs"].send_message(QueueUrl=aws["queue"], MessageBody=json.dumps(body))
+    aws["sqs"].send_message(QueueUrl=aws["queue"], MessageBody="{not json")
+    stats = queue.consume(aws["queue"], out=str(tmp_path / "out"), max_jobs=5, idle_exit=5, docs_bucket=aws["docs"])
+    assert (stats.received, stats.failed, stats.succeeded, stats.released) == (5, 5, 0, 0)
+    parked = drain(aws, aws["dlq"])
+    assert len(parked) == 5 and {m["MessageAttributes"]["error"]["StringValue"] for m in parked} == {
+        "pstfast.BadMessage"}
+    reasons = sorted(json.loads(m["Body"])["reason"] for m in parked)
+    assert any("not an s3:// object" in r for r in reasons) and any("belongs to project '42'" in r for r in reasons)
+    assert any("project_id '-x'" in r for r in reasons) and any(r.startswith("not JSON") for r in reasons)
+    assert drain(aws, aws["queue"]) == [] and not (tmp_path / "out").exists()
 
 
 def test_s3_outage_is_retried_with_backoff(aws: dict[str, Any], pst_bytes: bytes, pg_dsn: str,
@@ -177,7 +199,6 @@ def test_s3_outage_is_retried_with_backoff(aws: dict[str, Any], pst_bytes: bytes
     """S3 (a second moto server, in this process so its data survives a restart) goes away
     when the load stage starts and comes back during the state machine's backoff wait."""
     from moto.server import ThreadedMotoServer
-
     from pipeline_support import free_port
 
     port = free_port()
@@ -213,6 +234,7 @@ def test_s3_outage_is_retried_with_backoff(aws: dict[str, Any], pst_bytes: bytes
         runner_log.setLevel(logging.DEBUG)  # the runner names each stage command at debug level
         try:
             stats = queue.consume(aws["queue"], out=f"s3://{aws['pipeline']}", db=pg_dsn, max_jobs=1, idle_exit=5,
+                                  docs_bucket=aws["docs"],
                                   sleep=backoff)
         finally:
             runner_log.removeHandler(hook)

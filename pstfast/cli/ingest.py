@@ -77,7 +77,7 @@ def _worker(args: argparse.Namespace) -> int:
     from ..pipeline.sqs import consume
 
     stats = consume(args.queue, out=args.out, db=args.db, max_jobs=args.max_jobs, idle_exit=args.idle_exit,
-                    dlq_url=args.dlq)
+                    dlq_url=args.dlq, docs_bucket=args.docs_bucket, allow_local=args.allow_local_sources)
     emit(args, f"worker: {stats.received} received, {stats.succeeded} succeeded, {stats.failed} failed "
                f"(on the DLQ), {stats.released} left for redelivery",
          {"received": stats.received, "succeeded": stats.succeeded, "failed": stats.failed,
@@ -162,6 +162,11 @@ def register(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--max-jobs", type=positive_int, help="stop after N messages")
     p.add_argument("--idle-exit", type=float, metavar="SECONDS", help="stop after the queue was empty this long")
     p.add_argument("--dlq", help="dead-letter queue URL (default: the queue's RedrivePolicy target)")
+    p.add_argument("--docs-bucket", metavar="BUCKET",
+                   help="the bucket every job's PST must be in, under project_<id>/pst/<pst_file_id>/ "
+                        "(default PSTFAST_DOCS_BUCKET); other jobs go to the DLQ")
+    p.add_argument("--allow-local-sources", action="store_true",
+                   help="accept jobs whose source is a local path (one machine only)")
     add_json(p)
     p.set_defaults(handler=_worker)
 

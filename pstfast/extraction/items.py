@@ -230,6 +230,8 @@ def list_folders(reader: ItemReader) -> tuple[list[FolderInfo], list[dict[str, A
             messages = tuple(table(nid, NID_TYPE_CONTENTS_TABLE))
             children = table(nid, NID_TYPE_HIERARCHY_TABLE)
         except CorruptPstError as exc:
+            if nid == NID_ROOT_FOLDER:  # nothing below it can be reached: not an empty mailbox, a broken file
+                raise CorruptPstError(f"{exc} (the root folder's tables: the file's B-trees are damaged)") from exc
             failures.append({"folder_path": path, "node_id": nid, "error": str(exc)})
             return
         folders.append(FolderInfo(path, nid, messages))

@@ -141,7 +141,7 @@ def job_ids(source: str, project_id: str | None = None, pst_file_id: str | None 
             pst_file_id = str(uuid.uuid5(uuid.NAMESPACE_URL, str(Path(source).resolve())))
     if project_id is None:
         project_id = m.group("project") if m else "local"
-    return str(project_id), str(pst_file_id)
+    return ids.check_identifier(str(project_id), "project_id"), ids.check_identifier(str(pst_file_id), "pst_file_id")
 
 
 def default_out() -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from typing import Any
 
 from .. import config, storage
 from ..errors import InputError, PstfastError, StorageError, UsageError
+from ..ids import check_identifier
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +176,8 @@ class _Heartbeat:
                 sqs.change_message_visibility(
                     QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=VISIBILITY_SECONDS
                 )
-            except Exception:  # noqa: BLE001 - best effort: worst case the message is redelivered
-                pass
+            except Exception as exc:  # noqa: BLE001 - best effort: worst case the message is redelivered
+                log.debug("extending the visibility of a message of %s failed: %s", queue_url, exc)
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
@@ -184,6 +186,46 @@ class _Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+_LAYOUT = re.compile(r"project_(?P<project>[^/]+)/pst/(?P<pst>[^/]+)/(?P<name>[^/]+)")
+
+
+def checked_job(body: Any, docs_bucket: str | None, allow_local: bool = False) -> dict[str, Any]:
+    """The job in a message body, checked: a job body is never trusted.
+
+    Its ids follow the one identifier rule; its ``source`` is an ``s3://`` object in
+    *docs_bucket* under ``project_<project_id>/pst/<pst_file_id>/<name>``, whose ids are the
+    job's (a local path only with *allow_local*, for a worker on one machine).
+
+    Raises:
+        UsageError: the body is not such a job (the message goes to the DLQ with this reason).
+    """
+    if isinstance(body, dict) and isinstance(body.get("job"), dict):
+        body = body["job"]  # a Pipe-shaped body
+    if not isinstance(body, dict) or not isinstance(body.get("source"), str) or "project_id" not in body:
+        raise UsageError("not a pstfast job: a JSON object with project_id and source is needed")
+    project_id = check_identifier(str(body["project_id"]), "project_id")
+    pst_file_id = body.get("pst_file_id")
+    if pst_file_id is not None:
+        pst_file_id = check_identifier(str(pst_file_id), "pst_file_id")
+    source: str = body["source"]
+    if source.startswith("s3://"):
+        bucket, _, key = source[5:].partition("/")
+        if docs_bucket is None or bucket != docs_bucket:
+            raise UsageError(f"source {source!r} is not in the docs bucket {docs_bucket!r}")
+        m = _LAYOUT.fullmatch(key)
+        if m is None:
+            raise UsageError(f"source {source!r} is not under project_<project_id>/pst/<pst_file_id>/<name>")
+        if m.group("project") != project_id:
+            raise UsageError(f"source {source!r} belongs to project {m.group('project')!r}, the job says {project_id!r}")
+        if pst_file_id is not None and m.group("pst") != pst_file_id:
+            raise UsageError(f"source {source!r} is pst_file_id {m.group('pst')!r}, the job says {pst_file_id!r}")
+        pst_file_id = check_identifier(m.group("pst"), "pst_file_id")
+    elif not allow_local:
+        raise UsageError(f"source {source!r} is not an s3:// object (local paths need a worker started with "
+                         "--allow-local-sources)")
+    return {**body, "project_id": project_id, "pst_file_id": pst_file_id, "source": source}
 
 
 def consume(
@@ -195,10 +237,23 @@ def consume(
     idle_exit: float | None = None,
     dlq_url: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    docs_bucket: str | None = None,
+    allow_local: bool = False,
 ) -> ConsumerStats:
     """Consume *queue_url* until *max_jobs* messages were handled or the queue stayed empty
-    for *idle_exit* seconds (both None: forever)."""
+    for *idle_exit* seconds (both None: forever). Jobs must name an object of *docs_bucket*
+    (else ``PSTFAST_DOCS_BUCKET``) in the storage layout (:func:`checked_job`); one that does
+    not goes to the DLQ with the reason, and the worker carries on.
+
+    Raises:
+        UsageError: neither a docs bucket nor *allow_local* is given, or the queue does not exist.
+    """
     from .runner import run
+
+    docs_bucket = docs_bucket or config.env("DOCS_BUCKET")
+    if docs_bucket is None and not allow_local:
+        raise UsageError("pstfast worker needs the docs bucket its jobs' PSTs are in: --docs-bucket or "
+                         "PSTFAST_DOCS_BUCKET (or --allow-local-sources on one machine)")
 
     sqs = _sqs()
     if dlq_url is None:
@@ -244,17 +299,15 @@ def consume(
         stats.received += 1
         receipt = message["ReceiptHandle"]
         try:
-            job = json.loads(message["Body"])
-            if isinstance(job, dict) and "job" in job and isinstance(job["job"], dict):
-                job = job["job"]  # a Pipe-shaped body
-            source = job["source"]
-            project_id = str(job["project_id"])
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning(f"worker: message {message['MessageId']} is not a pstfast job ({exc}); parking it on the DLQ")
-            park({"raw": message["Body"]}, "pstfast.BadMessage")
+            job = checked_job(json.loads(message["Body"]), docs_bucket, allow_local)
+        except (ValueError, UsageError) as exc:  # json's errors are ValueErrors
+            reason = str(exc) if isinstance(exc, UsageError) else f"not JSON: {exc}"
+            log.warning("worker: message %s refused: %s; parking it on the DLQ", message["MessageId"], reason)
+            park({"raw": message["Body"], "reason": reason}, "pstfast.BadMessage")
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
             stats.failed += 1
             continue
+        source, project_id = job["source"], job["project_id"]
         log.info(f"worker: job {job.get('pst_file_id')} ({source})")
         try:
             with _Heartbeat(sqs, queue_url, receipt, VISIBILITY_SECONDS / 3):

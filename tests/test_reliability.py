@@ -1,0 +1,89 @@
+"""Bad days and hostile input (issue 19): no silent loss, honest exit codes."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+import pstfast
+from pstfast.cli import main
+from pstfast.pst.crc import crc32
+from pstfast.synthetic.corpus import SynthOptions, synth
+
+
+def _with_header(good: Path, out: Path, offset: int, value: int) -> Path:
+    """*good* with the 8-byte header field at *offset* set to *value* and the header CRCs fixed."""
+    data = bytearray(good.read_bytes())
+    struct.pack_into("<Q", data, offset, value)
+    struct.pack_into("<I", data, 4, crc32(data[8:8 + 471]))
+    struct.pack_into("<I", data, 524, crc32(data[8:8 + 516]))
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("good") / "good.pst"
+    synth(path, options=SynthOptions(messages=30, seed=2))
+    return path
+
+
+@pytest.mark.parametrize("where", ["nbt_root", "outside"])
+def test_a_damaged_block_btree_root_is_a_corrupt_file_not_an_empty_mailbox(good: Path, tmp_path: Path,
+                                                                         where: str, capsys) -> None:
+    nbt_root = struct.unpack_from("<Q", good.read_bytes(), 224)[0]
+    bad = _with_header(good, tmp_path / "bad.pst", 240, nbt_root if where == "nbt_root" else 1 << 40)
+    with pytest.raises(pstfast.CorruptPstError, match="root folder"):
+        pstfast.extract(bad, tmp_path / "out", workers=1, progress=False)
+    assert main(["extract", str(bad), "--out", str(tmp_path / "cli")]) == 65
+    assert "B-trees are damaged" in capsys.readouterr().err
+    import pypff  # libpff, the independent reader, refuses the file too
+
+    handle = pypff.file()
+    with pytest.raises(OSError):
+        handle.open(str(bad))
+        root = handle.get_root_folder()
+        [root.get_sub_folder(i) for i in range(root.number_of_sub_folders)]
+
+
+GOOD_SOURCE = "s3://docs/project_p42/pst/a1b2/mail.pst"
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"project_id": "p42", "source": "/etc/passwd"}, "is not an s3:// object"),
+    ({"project_id": "evil", "source": GOOD_SOURCE}, "belongs to project 'p42', the job says 'evil'"),
+    ({"project_id": "p42", "pst_file_id": "zz", "source": GOOD_SOURCE}, "is pst_file_id 'a1b2', the job says 'zz'"),
+    ({"project_id": "-x", "source": GOOD_SOURCE}, "project_id '-x'"),
+    ({"project_id": "p\x0042", "source": GOOD_SOURCE}, "project_id"),
+    ({"project_id": "p42", "source": "s3://other/project_p42/pst/a1b2/mail.pst"}, "not in the docs bucket 'docs'"),
+    ({"project_id": "p42", "source": "s3://docs/project_p42/pst/../x/mail.pst"}, "is not under project_"),
+    ({"project_id": "p42", "source": "s3://docs/project_p42/pst/../mail.pst"}, "pst_file_id '..'"),
+    ({"project_id": "p42", "source": "s3://docs/elsewhere/mail.pst"}, "is not under project_"),
+    (["not", "a", "job"], "not a pstfast job"),
+])
+def test_a_job_body_is_never_trusted(body: object, reason: str) -> None:
+    from pstfast.pipeline.sqs import checked_job
+
+    with pytest.raises(pstfast.UsageError, match=reason.replace("(", r"\(").replace("'", "'")):
+        checked_job(body, "docs")
+
+
+def test_a_good_job_gets_its_ids_from_the_layout() -> None:
+    from pstfast.pipeline.sqs import checked_job
+
+    job = checked_job({"job": {"project_id": "p42", "source": GOOD_SOURCE}}, "docs")
+    assert (job["project_id"], job["pst_file_id"], job["source"]) == ("p42", "a1b2", GOOD_SOURCE)
+    local = checked_job({"project_id": 7, "source": "/data/mail.pst"}, None, allow_local=True)
+    assert (local["project_id"], local["pst_file_id"]) == ("7", None)
+
+
+def test_ids_are_checked_where_paths_are_made(tmp_path: Path) -> None:
+    from pstfast import storage
+
+    with pytest.raises(pstfast.UsageError, match="pst_file_id '../../x'"):
+        storage.output_prefix(tmp_path, "../../x")
+    with pytest.raises(pstfast.UsageError):
+        pstfast.run_stage("load", pst_file_id="../../x", out=str(tmp_path))
+    assert not any(tmp_path.iterdir())

@@ -112,9 +112,32 @@ def read_bytes(url: str | os.PathLike[str]) -> bytes:
 
 
 def write_bytes(url: str | os.PathLike[str], data: bytes) -> None:
-    """Write *data* to *url* (replacing it)."""
-    with open_file(url, "wb") as handle:
-        handle.write(data)
+    """Replace *url* with *data*, atomically: a reader sees the old content or the new,
+    never a torn file (a local file is written beside it, flushed, then renamed over it;
+    an S3 PUT is atomic already). Manifests are written this way, so a full disk or a
+    crash mid-write leaves the previous manifest, not a broken one.
+
+    Raises:
+        UsageError: the folder cannot be written. StorageError: the write failed (disk full).
+    """
+    url = str(url)
+    if is_s3(url):
+        with open_file(url, "wb") as handle:
+            handle.write(data)
+        return
+    target = Path(url)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open_file(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise _translate(exc, url, True) from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def exists(url: str | os.PathLike[str]) -> bool:

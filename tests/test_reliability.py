@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -87,3 +88,34 @@ def test_ids_are_checked_where_paths_are_made(tmp_path: Path) -> None:
     with pytest.raises(pstfast.UsageError):
         pstfast.run_stage("load", pst_file_id="../../x", out=str(tmp_path))
     assert not any(tmp_path.iterdir())
+
+
+def test_a_manifest_write_that_fails_leaves_the_previous_manifest(good: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    from pstfast import manifest as manifests
+
+    m = pstfast.extract(good, tmp_path, pst_file_id="g1", workers=1, progress=False)
+    url = tmp_path / "pst-v2" / "g1" / "manifest.json"
+    before = url.read_bytes()
+
+    def full(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(pstfast.StorageError, match="No space left"):
+        manifests.write_manifest(str(url.parent), m)
+    assert url.read_bytes() == before and list(url.parent.glob(".*.tmp")) == []
+
+
+def test_a_torn_stage_manifest_does_not_stop_the_stage(good: Path, tmp_path: Path, pg_dsn: str) -> None:
+    common = ["--pst-file-id", "t1", "--project-id", "pt", "--source", str(good), "--out", str(tmp_path),
+              "--db", pg_dsn]
+    assert main(["pipeline", "stage", "extract", *common]) == 0
+    torn = tmp_path / "pst-v2" / "t1" / "stages" / "load" / "manifest.json"
+    torn.parent.mkdir(parents=True, exist_ok=True)
+    torn.write_bytes(b'{"stage": "load", "status": "runn')  # what a full disk used to leave
+    assert main(["pipeline", "stage", "load", *common]) == 0
+    assert json.loads(torn.read_text())["status"] == "succeeded"

@@ -72,9 +72,15 @@ def read_stage_manifest(root: str | os.PathLike[str], pst_file_id: str, stage: s
     url = storage.join(stage_prefix(root, pst_file_id, stage), "manifest.json")
     if not storage.exists(url):
         return None
-    raw = json.loads(storage.read_bytes(url))
-    names = {f.name for f in dataclasses.fields(StageReport)}
-    return StageReport(**{k: v for k, v in raw.items() if k in names})
+    try:
+        raw = json.loads(storage.read_bytes(url))
+        names = {f.name for f in dataclasses.fields(StageReport)}
+        return StageReport(**{k: v for k, v in raw.items() if k in names})
+    except (ValueError, TypeError) as exc:
+        # written atomically now; one torn by an older pstfast or by hand is bookkeeping
+        # that cannot be read: the stage runs again as if it never had
+        log.warning("%s is unreadable (%s): treated as absent", url, exc)
+        return None
 
 
 def write_stage_manifest(root: str | os.PathLike[str], report: StageReport) -> str:

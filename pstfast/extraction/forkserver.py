@@ -12,6 +12,9 @@ import pyarrow as pa
 
 from ..pst import compiled
 from . import kernels, worker  # noqa: F401 - imported for the forked workers
+from .pool import die_with_parent
+
+die_with_parent()
 
 # pyarrow's first conversion of Python values imports pandas, when installed, to recognise
 # its types: ~0.3-0.4 s that every worker paid on its first shard; once here instead

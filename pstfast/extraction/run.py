@@ -48,6 +48,7 @@ from .items import (
 from .plan import Shard, plan_shards, summary
 from .pool import context as pool_context
 from .pool import prestart
+from .pool import stop as stop_pool
 from .worker import (
     PREREAD_SHARDS,
     Destination,
@@ -206,6 +207,8 @@ def extract(
         except BaseException as exc:
             if destination is not None:
                 destination.abort(f"{type(exc).__name__}: {exc}")
+            if pool is not None:  # interrupted or failed: the workers stop now, not after their shards
+                stop_pool(pool)
             if merger is not None:
                 merger.abandon()
             raise

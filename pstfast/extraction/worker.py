@@ -31,6 +31,7 @@ from ..records import (
 )
 from .items import ItemReader, ReadMessage, open_pypff
 from .plan import Shard
+from .pool import die_with_parent
 from .writers import arrow_tables, csv_lines, gzip_bytes, ndjson_lines, write_arrow_part
 
 PART_KINDS = ("emails.ndjson.gz", "emails.csv.gz", "emails.arrow", "attachments.ndjson.gz",
@@ -129,6 +130,7 @@ def init_pool_worker(*args: Any) -> None:
     """Pool initializer: :func:`init_worker` in a process of pstfast's own, which collects
     garbage rarely for good (see :data:`GC_THRESHOLDS`)."""
     gc.set_threshold(*GC_THRESHOLDS)
+    die_with_parent()
     init_worker(*args)
 
 

@@ -39,6 +39,8 @@ def test_dockerfile_base_is_an_arg_and_dependencies_are_pinned() -> None:
     froms = re.findall(r"^FROM (\S+)", text, flags=re.M)
     assert froms and all(f == "${BASE}" for f in froms), froms
     assert text.count("--constraint") == 2 and "--only-binary=:all:" in text
+    # numba loads its cache only from a folder the job's user may write (found by build-image.sh)
+    assert 'chown -R pstfast:pstfast "$NUMBA_CACHE_DIR"' in text and text.index("chown -R") > text.index("warm-up")
     pins = {}
     for line in (REPO / "batch" / "constraints.txt").read_text().splitlines():
         if line and not line.startswith("#"):

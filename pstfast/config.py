@@ -54,6 +54,20 @@ def workers(explicit: int | None = None) -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def upload_concurrency(explicit: int | None = None) -> int:
+    """Parallel S3 PUTs of an extract's outputs: argument, ``PSTFAST_UPLOAD_CONCURRENCY``, else 16."""
+    if explicit:
+        return explicit
+    value = env("UPLOAD_CONCURRENCY")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            from .errors import UsageError
+
+            raise UsageError(f"PSTFAST_UPLOAD_CONCURRENCY={value!r}: give a whole number, 1 or more")
+        return int(value)
+    return 16
+
+
 READERS = ("pstfast", "libpff")
 
 

@@ -14,8 +14,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import random
 import shutil
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -185,6 +189,69 @@ def upload(local_path: str | os.PathLike[str], url: str | os.PathLike[str]) -> N
     """Copy the local file *local_path* to *url* (local or S3)."""
     with open(local_path, "rb") as src, open_file(url, "wb") as dst:
         shutil.copyfileobj(src, dst, _CHUNK)
+
+
+#: attempts per object in :func:`upload_many` (a failed PUT is retried with backoff)
+UPLOAD_ATTEMPTS = 4
+
+
+def upload_many(
+    pairs: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+    *,
+    concurrency: int = 16,
+    attempts: int = UPLOAD_ATTEMPTS,
+    backoff: float = 0.25,
+    sleep: Callable[[float], None] = time.sleep,
+    upload_one: Callable[[str | os.PathLike[str], str | os.PathLike[str]], None] | None = None,
+) -> int:
+    """Copy each local file to its URL, *concurrency* at a time; returns the retries made.
+
+    Each copy is :func:`upload` (one PUT per S3 object below s3fs's block size). A copy
+    that fails with a :class:`StorageError` (transient) is retried up to *attempts* times
+    in all, waiting ``backoff * 2**n`` seconds with full jitter; any other error, or the last
+    attempt's, cancels the copies not started and is raised once the running ones end.
+    Callers that write an index of these objects (``manifest.json``) write it after this
+    returns, so a reader never sees an index naming objects not yet there.
+
+    Raises:
+        StorageError: an object still failed after *attempts* tries.
+        UsageError: a destination cannot be written (no bucket, no credentials).
+    """
+    if concurrency < 1 or attempts < 1:
+        raise ValueError("concurrency and attempts must be 1 or more")
+    one = upload_one or upload
+    retries = 0
+    lock = threading.Lock()
+    rng = random.Random()
+
+    def copy(local: str | os.PathLike[str], url: str | os.PathLike[str]) -> None:
+        nonlocal retries
+        for attempt in range(attempts):
+            try:
+                one(local, url)
+                return
+            except StorageError:
+                if attempt + 1 == attempts:
+                    raise
+                with lock:
+                    retries += 1
+                    wait = rng.uniform(0, backoff * 2**attempt)
+                sleep(wait)
+
+    if concurrency == 1 or len(pairs) <= 1:
+        for local, url in pairs:
+            copy(local, url)
+        return retries
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(pairs)), thread_name_prefix="pstfast-upload") as pool:
+        futures = [pool.submit(copy, local, url) for local, url in pairs]
+        try:
+            for future in as_completed(futures):
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return retries
 
 
 def sha256_and_size(url: str | os.PathLike[str]) -> tuple[str, int]:

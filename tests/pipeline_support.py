@@ -44,18 +44,28 @@ def free_port() -> int:
 class MotoServer:
     """moto's standalone server (``moto_server``) as a child process on 127.0.0.1."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, executing: bool = False,
+                 env: dict[str, str] | None = None) -> None:
+        """*executing*: run ``tests/moto_sfn_server.py`` (Step Functions executing, Batch jobs
+        run on this host, the getmoto/moto#10076 patch) instead of plain moto_server; *env*:
+        extra environment variables for the server process."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.executing = executing
+        self.extra_env = env or {}
 
     def start(self) -> MotoServer:
         exe = shutil.which("moto_server")
-        cmd = [exe] if exe else [sys.executable, "-m", "moto.server"]
+        if self.executing:
+            cmd = [sys.executable, str(Path(__file__).with_name("moto_sfn_server.py"))]
+        else:
+            cmd = [exe] if exe else [sys.executable, "-m", "moto.server"]
         self.process = subprocess.Popen(
             [*cmd, "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.extra_env, "MOTO_PORT": str(self.port)} if self.executing else None,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # poll readiness (a condition, not a fixed sleep)

@@ -30,6 +30,46 @@ def test_dockerfile_warms_numba_and_uses_the_entrypoint() -> None:
     assert build_parser().parse_args(["warm-up"]).command == "warm-up"
 
 
+def test_dockerfile_base_is_an_arg_and_dependencies_are_pinned() -> None:
+    import re
+    from importlib.metadata import requires
+
+    text = (REPO / "batch" / "Dockerfile").read_text()
+    assert "ARG BASE=python:3.12-slim-bookworm" in text
+    froms = re.findall(r"^FROM (\S+)", text, flags=re.M)
+    assert froms and all(f == "${BASE}" for f in froms), froms
+    assert text.count("--constraint") == 2 and "--only-binary=:all:" in text
+    # numba loads its cache only from a folder the job's user may write (found by build-image.sh)
+    assert 'chown -R pstfast:pstfast "$NUMBA_CACHE_DIR"' in text and text.index("chown -R") > text.index("warm-up")
+    pins = {}
+    for line in (REPO / "batch" / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not pinned with =="
+            pins[name.lower().replace("_", "-")] = version
+    # every dependency the image installs (core + postgres, aws, opensearch) has a pin
+    wanted = set()
+    for req in requires("pstfast") or []:
+        name = re.match(r"[A-Za-z0-9_.-]+", req).group(0).lower().replace("_", "-")  # type: ignore[union-attr]
+        extra = re.search(r'extra == "(\w+)"', req)
+        if extra is None or extra.group(1) in ("postgres", "aws", "opensearch"):
+            wanted.add(name)
+    assert "boto3" in wanted  # the SQS queue: pstfast[aws] names it (aiobotocore 3 no longer brings it)
+    assert not wanted - set(pins) - {"pstfast"}, f"not pinned: {sorted(wanted - set(pins))}"
+
+
+def test_build_image_script_is_valid_bash_and_checks_inside_the_image() -> None:
+    script = REPO / "batch" / "build-image.sh"
+    assert os.access(script, os.X_OK)
+    proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = script.read_text()
+    for needle in ("mmdebstrap --quiet --variant=minbase", "buildah from scratch", "buildah commit",
+                   "--build-arg BASE=", "pstfast --version", "pstfast warm-up --json", "pstfast dev synth",
+                   "pstfast-entrypoint extract", "compiled_reader"):
+        assert needle in text, needle
+
+
 def test_per_job_scratch_folder_is_exported_and_removed(tmp_path: Path) -> None:
     proc = run_entrypoint(["-0"], tmp_path, PSTFAST_BIN="env", AWS_BATCH_JOB_ID="job-1")
     assert proc.returncode == 0, proc.stderr

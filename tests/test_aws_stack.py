@@ -31,25 +31,59 @@ STAGES = ["extract", "load", "thread", "dedupe", "index"]
 NVME_FAMILIES = {"c6id", "m6id", "r6id", "i4i"}
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The CloudFormation template ``osls package --stage prod`` writes, with no credentials."""
+IMAGE_TAG = "2026.1.0-test"
+
+
+def osls(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``npx osls <args>`` in the repository, with no AWS credentials and *env* added."""
     npx = require_node()
-    out = tmp_path_factory.mktemp("sls-package")
-    proc = subprocess.run(
-        [npx, "--no-install", "osls", "package", "--stage", "prod", "--package", str(out)],
+    return subprocess.run(
+        [npx, "--no-install", "osls", *args],
         cwd=REPO,
-        env=env_without_aws_credentials(),
+        env={**env_without_aws_credentials(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def package(out: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The CloudFormation template ``osls package --stage prod <args>`` writes into *out*."""
+    proc = osls(["package", "--stage", "prod", *args, "--package", str(out)],
+                env={"PSTFAST_IMAGE_TAG": IMAGE_TAG, **(env or {})})
     assert proc.returncode == 0, f"osls package failed:\n{proc.stdout}\n{proc.stderr}"
     path = out / "cloudformation-template-update-stack.json"
     assert path.is_file(), f"no template in {sorted(p.name for p in out.iterdir())}"
     data: dict[str, Any] = json.loads(path.read_text())
     data["__path__"] = str(path)
     return data
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The CloudFormation template ``osls package --stage prod`` writes, with no credentials."""
+    return package(tmp_path_factory.mktemp("sls-package"))
+
+
+@pytest.fixture(scope="module")
+def template_existing_vpc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The template for an existing VPC and subnets (the stack creates only the security group)."""
+    return package(tmp_path_factory.mktemp("sls-package-vpc"),
+                   "--param", "vpcId=vpc-0abc", "--param", "subnetIds=subnet-1,subnet-2")
+
+
+def cfn_lint_errors(path: str) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "parseable", path],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = [line for line in proc.stdout.splitlines() if ":E" in line]
+    # exit code bit 2 = errors (4 = warnings, 8 = informational)
+    if proc.returncode & 2 and not errors:
+        errors = [f"exit {proc.returncode}: {proc.stdout}{proc.stderr}"]
+    return errors
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -95,15 +129,105 @@ def test_osls_package_without_credentials(template: dict[str, Any]) -> None:
 
 
 def test_cfn_lint_reports_no_errors(template: dict[str, Any]) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "cfnlint", "--format", "parseable", template["__path__"]],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    errors = [line for line in proc.stdout.splitlines() if ":E" in line]
-    # exit code bit 2 = errors (4 = warnings, 8 = informational)
-    assert not errors and not proc.returncode & 2, f"cfn-lint errors:\n{proc.stdout}\n{proc.stderr}"
+    errors = cfn_lint_errors(template["__path__"])
+    assert not errors, "cfn-lint errors:\n" + "\n".join(errors)
+
+
+# --- package-time options (batch/stack.js) --------------------------------------------------
+
+
+def test_default_network_is_created_by_the_stack(template: dict[str, Any]) -> None:
+    assert set(resources(template, "AWS::EC2::VPC")) == {"Vpc"}
+    assert set(resources(template, "AWS::EC2::Subnet")) == {"SubnetA", "SubnetB"}
+    assert "S3Endpoint" in resources(template, "AWS::EC2::VPCEndpoint")
+    compute = template["Resources"]["ComputeEnvironment"]["Properties"]["ComputeResources"]
+    assert compute["Subnets"] == [{"Ref": "SubnetA"}, {"Ref": "SubnetB"}]
+    assert compute["SecurityGroupIds"] == [{"Ref": "BatchSecurityGroup"}]
+    group = template["Resources"]["BatchSecurityGroup"]["Properties"]
+    assert group["VpcId"] == {"Ref": "Vpc"}
+    assert "SecurityGroupIngress" not in group
+
+
+def test_existing_vpc_and_subnets_from_params(template_existing_vpc: dict[str, Any]) -> None:
+    t = template_existing_vpc
+    for kind in ("AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::InternetGateway", "AWS::EC2::RouteTable",
+                 "AWS::EC2::VPCEndpoint"):
+        assert not resources(t, kind), f"{kind} created although --param vpcId names an existing VPC"
+    compute = t["Resources"]["ComputeEnvironment"]["Properties"]["ComputeResources"]
+    assert compute["Subnets"] == ["subnet-1", "subnet-2"]
+    # no security group named: the stack creates its egress-only group in that VPC
+    assert compute["SecurityGroupIds"] == [{"Ref": "BatchSecurityGroup"}]
+    assert t["Resources"]["BatchSecurityGroup"]["Properties"]["VpcId"] == "vpc-0abc"
+    # everything else is the same stack
+    assert set(resources(t, "AWS::Batch::JobDefinition")) and "PstIngestV2" in t["Resources"]
+    errors = cfn_lint_errors(t["__path__"])
+    assert not errors, "cfn-lint errors:\n" + "\n".join(errors)
+
+
+def test_existing_security_groups_from_params(tmp_path: Path) -> None:
+    t = package(tmp_path, "--param", "vpcId=vpc-0abc", "--param", "subnetIds=subnet-1,subnet-2",
+                "--param", "securityGroupIds=sg-11,sg-22")
+    assert not resources(t, "AWS::EC2::SecurityGroup") and not resources(t, "AWS::EC2::VPC")
+    compute = t["Resources"]["ComputeEnvironment"]["Properties"]["ComputeResources"]
+    assert compute["Subnets"] == ["subnet-1", "subnet-2"]
+    assert compute["SecurityGroupIds"] == ["sg-11", "sg-22"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--param", "vpcId=vpc-0abc"], "--param vpcId needs --param subnetIds"),
+        (["--param", "subnetIds=subnet-1"], "need --param vpcId"),
+        (["--param", "vpcId=vpc-0abc", "--param", "subnetIds=sn-1"], '"sn-1" is not a subnet-... id'),
+        (["--param", "vpcId=my-vpc", "--param", "subnetIds=subnet-1"], '"my-vpc" is not a vpc-... id'),
+    ],
+    ids=["vpc-without-subnets", "subnets-without-vpc", "bad-subnet-id", "bad-vpc-id"],
+)
+def test_bad_network_params_are_one_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = osls(["package", "--stage", "prod", *args, "--package", str(tmp_path)],
+                env={"PSTFAST_IMAGE_TAG": IMAGE_TAG})
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert "    at " not in proc.stdout + proc.stderr  # no JavaScript stack trace
+
+
+@pytest.mark.parametrize("tag", [None, "latest"], ids=["no-tag", "latest"])
+def test_prod_needs_an_image_tag(tmp_path: Path, tag: str | None) -> None:
+    env = {"PSTFAST_IMAGE_TAG": tag} if tag else {}
+    proc = osls(["package", "--stage", "prod", "--package", str(tmp_path)], env=env)
+    assert proc.returncode != 0
+    assert "--stage prod needs the image tag" in proc.stdout + proc.stderr
+    assert not (tmp_path / "cloudformation-template-update-stack.json").exists()
+
+
+def test_image_tag_from_param_and_dev_defaults_to_latest(tmp_path: Path) -> None:
+    t = package(tmp_path / "prod", "--param", "imageTag=v7", env={"PSTFAST_IMAGE_TAG": ""})
+    image = t["Resources"]["ExtractJobDefinition"]["Properties"]["ContainerProperties"]["Image"]["Fn::Sub"]
+    assert image.endswith("/${ImageRepository}:v7")
+    proc = osls(["print", "--stage", "dev", "--path", "custom.imageTag"])
+    assert proc.returncode == 0 and proc.stdout.strip() == "latest", proc.stdout + proc.stderr
+
+
+def test_deployment_method_switch() -> None:
+    default = osls(["print", "--stage", "dev", "--path", "provider.deploymentMethod"])
+    assert default.returncode == 0 and default.stdout.strip() == "changesets", default.stdout + default.stderr
+    direct = osls(["print", "--stage", "dev", "--path", "provider.deploymentMethod"],
+                  env={"PSTFAST_DEPLOY_METHOD": "direct"})
+    assert direct.returncode == 0 and direct.stdout.strip() == "direct", direct.stdout + direct.stderr
+    bad = osls(["print", "--stage", "dev", "--path", "provider.deploymentMethod"],
+               env={"PSTFAST_DEPLOY_METHOD": "yolo"})
+    assert bad.returncode != 0 and 'PSTFAST_DEPLOY_METHOD="yolo"' in bad.stdout + bad.stderr
+
+
+def test_compute_environment_names_a_batch_service_role(template: dict[str, Any]) -> None:
+    ce = template["Resources"]["ComputeEnvironment"]["Properties"]
+    assert ce["ServiceRole"] == {"Fn::GetAtt": ["BatchServiceRole", "Arn"]}
+    role = template["Resources"]["BatchServiceRole"]["Properties"]
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "batch.amazonaws.com"}
+    assert not role.get("Policies")  # only AWS's managed Batch service policy
+    (managed,) = role["ManagedPolicyArns"]
+    assert managed["Fn::Sub"].endswith(":iam::aws:policy/service-role/AWSBatchServiceRole")
 
 
 @pytest.mark.parametrize("path", [ASL_V2, ASL_ROUTER], ids=lambda p: p.name)

@@ -112,3 +112,59 @@ def test_missing_s3_object(buckets: tuple[str, str], tmp_path: Path) -> None:
     result = subprocess.run(["pstfast", "extract", f"s3://{docs}/nope.pst", "--out", f"s3://{pipeline}"],
                             capture_output=True, text=True)
     assert result.returncode == 65 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_upload_many_is_parallel_byte_identical_and_retries(buckets: tuple[str, str], tmp_path: Path) -> None:
+    """storage.upload_many (an extract's outputs to S3): every object arrives with its bytes;
+    a PUT that fails transiently is retried with backoff; a bad destination is not."""
+    import threading
+
+    from pstfast.errors import StorageError, UsageError
+
+    _, pipeline = buckets
+    files = []
+    for n in range(120):
+        path = tmp_path / f"f{n:03d}"
+        path.write_bytes(os.urandom(n * 37 + 1))
+        files.append(path)
+    pairs = [(p, f"s3://{pipeline}/pst-v2/many/attachments/{p.name}") for p in files]
+    failed_once: set[str] = set()
+    running, peak = 0, 0
+    lock = threading.Lock()
+    waits: list[float] = []
+
+    def flaky(local: str | os.PathLike[str], url: str | os.PathLike[str]) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            name = Path(local).name
+            if int(name[1:]) % 10 == 0 and name not in failed_once:  # every 10th object: one failed PUT
+                failed_once.add(name)
+                raise StorageError(f"{url}: write failed: injected")
+            storage.upload(local, url)
+        finally:
+            with lock:
+                running -= 1
+
+    retries = storage.upload_many(pairs, concurrency=8, upload_one=flaky, sleep=waits.append)
+    assert retries == 12 and len(waits) == 12
+    assert all(0 <= w <= 0.25 for w in waits)  # first retry: full jitter below backoff * 2**0
+    assert 1 < peak <= 8  # bounded concurrency, and really concurrent
+    for local, url in pairs:
+        assert storage.read_bytes(url) == local.read_bytes()
+
+    always = storage.upload_many  # an object that never succeeds: StorageError after 4 attempts
+    calls: list[str] = []
+
+    def broken(local: str | os.PathLike[str], url: str | os.PathLike[str]) -> None:
+        calls.append(str(url))
+        raise StorageError(f"{url}: write failed: injected")
+
+    with pytest.raises(StorageError):
+        always(pairs[:1], upload_one=broken, sleep=lambda s: None)
+    assert len(calls) == storage.UPLOAD_ATTEMPTS
+    with pytest.raises(UsageError):  # no such bucket: a usage error, raised at once (no retries)
+        storage.upload_many([(files[0], "s3://no-such-bucket-pstfast/x"), (files[1], "s3://no-such-bucket-pstfast/y")],
+                            sleep=lambda s: pytest.fail("a usage error was retried"))

@@ -454,6 +454,9 @@ def _inventory(stage: Path, merged: dict[str, dict[str, object]],
 
 
 def _upload(stage: Path, prefix: str, objects: dict[str, dict[str, object]]) -> None:
-    """Upload every object (the manifest is written after this returns)."""
-    for key in objects:
-        storage.upload(stage / key, storage.join(prefix, key))
+    """Upload every object, ``PSTFAST_UPLOAD_CONCURRENCY`` (16) PUTs at a time, each retried
+    with backoff; the manifest is written after this returns, so it is always the last object."""
+    pairs = [(stage / key, storage.join(prefix, key)) for key in objects]
+    retries = storage.upload_many(pairs, concurrency=config.upload_concurrency())
+    if retries:
+        log.info("upload: %d objects to %s, %d PUTs retried", len(pairs), prefix, retries)

@@ -1,4 +1,4 @@
-"""The dedupe stage: the ``content_hash`` groups of one PST (``sql/006_incremental.sql``).
+"""The dedupe stage: the ``content_hash`` groups of one PST (``sql/007_incremental.sql``).
 
 The rule is that of ``sql/003_dedupe.sql`` (master = earliest sent_at, then smallest
 email_id: independent of load order); only the groups the PST's emails (and the old

@@ -1,6 +1,6 @@
 """Remove one PST from its project (a withdrawn custodian): ``pstfast remove``.
 
-``pstfast_remove_pst`` (``sql/006_incremental.sql``) records what the PST's rows were,
+``pstfast_remove_pst`` (``sql/007_incremental.sql``) records what the PST's rows were,
 deletes its search entries, attachment rows, emails and ``pst_files`` row; then the
 threads and duplicate groups it touched are recomputed incrementally, exactly as a
 rebuild of the project without it would give. Rerunning it finishes a removal that

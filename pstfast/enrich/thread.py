@@ -1,4 +1,4 @@
-"""The thread stage: incremental threading of one PST (``sql/006_incremental.sql``).
+"""The thread stage: incremental threading of one PST (``sql/007_incremental.sql``).
 
 The rules (headers, then conversation index, then subject) are those of
 ``sql/002_threading.sql``; ``pstfast_thread`` applies them to the PST's emails and

@@ -1,4 +1,4 @@
--- 006: post-processing in proportion to the PST, not the project (issue 18).
+-- 007: post-processing in proportion to the PST, not the project (issue 18).
 --
 -- Threading and dedupe recompute only what a PST touches, with the rules of 002 / 003 as the
 -- definition: the result is exactly what a run over the whole project gives.
@@ -550,6 +550,14 @@ BEGIN
        AND (m.duplicate_of, m.duplicate_pst_file_ids)
            IS DISTINCT FROM (d.duplicate_of, d.duplicate_pst_file_ids);
     GET DIAGNOSTICS v_updated = ROW_COUNT;
+    -- embedded messages belong to their container's family: never duplicates (a reload can
+    -- turn a top-level row into an embedded one)
+    UPDATE email_messages m SET duplicate_of = NULL, duplicate_pst_file_ids = NULL
+     WHERE m.project_id = p_project_id AND (p_full OR m.pst_file_id = p_pst_file_id)
+       AND m.parent_email_id IS NOT NULL
+       AND (m.duplicate_of IS NOT NULL OR m.duplicate_pst_file_ids IS NOT NULL);
+    GET DIAGNOSTICS v_extra = ROW_COUNT;
+    v_updated := v_updated + v_extra;
     DELETE FROM email_change_log
      WHERE project_id = p_project_id AND stage = 'dedupe' AND change_id <= v_log
        AND (p_full OR pst_file_id = p_pst_file_id);
@@ -622,5 +630,5 @@ LANGUAGE sql AS $$
     SELECT d.emails, d.groups, d.duplicates, d.updated FROM pstfast_dedupe(p_project_id, NULL, true) d
 $$;
 
--- the indexes of 006 were built without statistics on their expressions
+-- the indexes above were built without statistics on their expressions
 ANALYZE email_messages;

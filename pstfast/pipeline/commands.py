@@ -68,6 +68,9 @@ def add_stage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opensearch-url", metavar="URL", help="OpenSearch endpoint for --index-backend opensearch")
     p.add_argument("--attempt", type=positive_int, metavar="N",
                    help="attempt number to record (default: previous attempt + 1)")
+    p.add_argument("--full", action="store_true",
+                   help="thread / dedupe: recompute the whole project, not only what this PST touches "
+                        "(audits and repairs; the result is the same)")
 
 
 def add_mark_failed_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,7 +89,7 @@ def stage(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     outcome = run_stage(
         args.stage, pst_file_id=args.pst_file_id, out=args.out, project_id=args.project_id,
         source=args.source, db=args.db, index_backend=args.index_backend,
-        opensearch_url=args.opensearch_url, attempt=args.attempt,
+        opensearch_url=args.opensearch_url, attempt=args.attempt, full=args.full,
     )
     r = outcome.report
     counts = ", ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))

@@ -261,8 +261,11 @@ $fn$;
 
 -- The scope of one run (see the top of this file) into _ts_scope, its subjects into
 -- _ts_subj, and rules 1-2 over it (pstfast_thread_graph). p_full: the whole project.
+-- p_exact false (the look before locking): skip rules 1-2 and take every subject and node
+-- key of the scope's emails instead of its roots' (a superset: more to lock, never less).
 -- Returns the largest change_id of the log rows it read.
-CREATE OR REPLACE FUNCTION pstfast_thread_discover(p_project_id text, p_pst_file_id text, p_full boolean)
+CREATE OR REPLACE FUNCTION pstfast_thread_discover(p_project_id text, p_pst_file_id text, p_full boolean,
+                                                   p_exact boolean)
 RETURNS bigint LANGUAGE plpgsql AS $fn$
 DECLARE
     v_rnd   integer := 0;
@@ -285,8 +288,13 @@ BEGIN
         INSERT INTO _ts_scope
         SELECT email_id, 0 FROM email_messages WHERE project_id = p_project_id AND parent_email_id IS NULL;
         ANALYZE _ts_scope;
-        PERFORM pstfast_thread_graph(p_project_id);
-        INSERT INTO _ts_subj SELECT DISTINCT nsubj FROM _ts_roots;
+        IF p_exact THEN
+            PERFORM pstfast_thread_graph(p_project_id);
+            INSERT INTO _ts_subj SELECT DISTINCT nsubj FROM _ts_roots;
+        ELSE
+            INSERT INTO _ts_subj SELECT DISTINCT nullif(normalized_subject, '') FROM email_messages
+             WHERE project_id = p_project_id AND parent_email_id IS NULL AND nullif(normalized_subject, '') IS NOT NULL;
+        END IF;
         INSERT INTO _ts_subj SELECT DISTINCT nsubj FROM email_thread_roots WHERE project_id = p_project_id
         ON CONFLICT DO NOTHING;
         RETURN v_log;
@@ -324,13 +332,17 @@ BEGIN
               FROM _ts_scope s JOIN email_messages m ON m.email_id = s.email_id
              WHERE s.rnd = v_rnd AND m.thread_id IS NOT NULL
             ON CONFLICT DO NOTHING;
+            -- one GIN probe per token: a single && over thousands of keys checks every
+            -- posting against every key (measured 0.4 s for 2,700 tokens, 20 ms this way)
             INSERT INTO _ts_scope
             SELECT m.email_id, v_rnd + 1
-              FROM email_messages m
-             WHERE m.project_id = p_project_id AND m.parent_email_id IS NULL
-               AND pstfast_thread_tokens(m.project_id, m.internet_message_id, m.in_reply_to,
-                                         m."references", m.conversation_index)
-                   && ARRAY(SELECT token FROM _ts_tok WHERE rnd = v_rnd)
+              FROM _ts_tok t
+             CROSS JOIN LATERAL (
+                    SELECT m.email_id FROM email_messages m
+                     WHERE m.project_id = p_project_id AND m.parent_email_id IS NULL
+                       AND pstfast_thread_tokens(m.project_id, m.internet_message_id, m.in_reply_to,
+                                                 m."references", m.conversation_index) && ARRAY[t.token]) m
+             WHERE t.rnd = v_rnd
             UNION
             SELECT m.email_id, v_rnd + 1
               FROM _ts_tid t JOIN email_messages m ON m.project_id = p_project_id AND m.thread_id = t.thread_id
@@ -342,11 +354,21 @@ BEGIN
         END LOOP;
 
         ANALYZE _ts_scope;
-        PERFORM pstfast_thread_graph(p_project_id);
-
         -- subjects: of the scope's roots, and of the previous roots of its (and the log's) keys
-        INSERT INTO _ts_subj SELECT DISTINCT nsubj FROM _ts_roots ON CONFLICT DO NOTHING;
-        INSERT INTO _ts_key SELECT key, false FROM _th_node WHERE is_real ON CONFLICT DO NOTHING;
+        IF p_exact THEN
+            PERFORM pstfast_thread_graph(p_project_id);
+            INSERT INTO _ts_subj SELECT DISTINCT nsubj FROM _ts_roots ON CONFLICT DO NOTHING;
+            INSERT INTO _ts_key SELECT key, false FROM _th_node WHERE is_real ON CONFLICT DO NOTHING;
+        ELSE
+            INSERT INTO _ts_subj
+            SELECT DISTINCT nullif(m.normalized_subject, '') FROM _ts_scope s JOIN email_messages m ON m.email_id = s.email_id
+             WHERE nullif(m.normalized_subject, '') IS NOT NULL
+            ON CONFLICT DO NOTHING;
+            INSERT INTO _ts_key
+            SELECT DISTINCT coalesce('m:' || pstfast_msgid(m.internet_message_id), 'e:' || m.email_id::text), false
+              FROM _ts_scope s JOIN email_messages m ON m.email_id = s.email_id
+            ON CONFLICT DO NOTHING;
+        END IF;
         INSERT INTO _ts_subj
         SELECT DISTINCT r.nsubj FROM _ts_key k JOIN email_thread_roots r ON r.project_id = p_project_id AND r.key = k.key
         ON CONFLICT DO NOTHING;
@@ -386,7 +408,7 @@ DECLARE
     v_extra   bigint;
     v_timeout text := current_setting('lock_timeout');
 BEGIN
-    PERFORM pstfast_thread_discover(p_project_id, p_pst_file_id, p_full);
+    PERFORM pstfast_thread_discover(p_project_id, p_pst_file_id, p_full, false);
     -- lock: subject anchors, then email rows, each sorted (one global order: no deadlocks)
     INSERT INTO email_thread_subjects AS a (project_id, nsubj)
     SELECT p_project_id, nsubj FROM _ts_subj ORDER BY nsubj
@@ -401,7 +423,7 @@ BEGIN
 
     -- look again, now that the runs we waited for have committed; lock what is new without waiting
     LOOP
-        v_log := pstfast_thread_discover(p_project_id, p_pst_file_id, p_full);
+        v_log := pstfast_thread_discover(p_project_id, p_pst_file_id, p_full, true);
         SELECT (SELECT count(*) FROM _ts_scope s WHERE NOT EXISTS (SELECT 1 FROM _ts_locked_email l WHERE l.email_id = s.email_id))
              + (SELECT count(*) FROM _ts_subj s WHERE NOT EXISTS (SELECT 1 FROM _ts_locked_subj l WHERE l.nsubj = s.nsubj))
           INTO v_extra;

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .db.migrate import MigrateResult, migrate
     from .enrich.dedupe import DedupeResult, dedupe
     from .enrich.index import IndexResult, index
+    from .enrich.remove import RemoveResult, remove
     from .enrich.search import SearchHit, search
     from .enrich.thread import ThreadResult, thread
     from .extraction.run import extract
@@ -63,6 +64,7 @@ _LAZY: dict[str, tuple[str, str]] = {
         "pstfast.enrich.thread": ["thread", "ThreadResult"],
         "pstfast.enrich.dedupe": ["dedupe", "DedupeResult"],
         "pstfast.enrich.index": ["index", "IndexResult"],
+        "pstfast.enrich.remove": ["remove", "RemoveResult"],
         "pstfast.enrich.search": ["search", "SearchHit"],
         "pstfast.db.migrate": ["migrate", "MigrateResult"],
         "pstfast.pipeline.stage": ["run_stage", "StageOutcome"],
@@ -81,6 +83,7 @@ __all__ = [
     "thread",
     "dedupe",
     "index",
+    "remove",
     "search",
     "run",
     "run_stage",
@@ -99,6 +102,7 @@ __all__ = [
     "ThreadResult",
     "DedupeResult",
     "IndexResult",
+    "RemoveResult",
     "SearchHit",
     "MigrateResult",
     "RunResult",

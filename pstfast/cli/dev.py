@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from ..synthetic.corpus import SynthOptions, synth
+    from ..synthetic.corpus import SynthOptions, synth, synth_family
 
     options = SynthOptions(
         messages=args.messages,
@@ -26,6 +26,12 @@ def _synth(args: argparse.Namespace) -> int:
         body_kib=args.body_kib,
         ids_by_folder=args.ids_by_folder,
     )
+    if args.custodians is not None:
+        if args.damaged:
+            raise UsageError("--damaged writes variants of one PST: not with --custodians")
+        family = synth_family(args.out, args.custodians, options=options, truth=args.truth)
+        emit(args, family.summary(), family)
+        return 0
     result = synth(args.out, options=options, truth=args.truth, damaged=args.damaged)
     emit(args, result.summary(), result)
     return 0
@@ -67,8 +73,13 @@ def register(sub: Subcommands, common: argparse.ArgumentParser) -> None:
 
     q = tools.add_parser(
         "synth", parents=[common], help="write a deterministic synthetic PST (with an optional ground truth)",
-        description="Write a synthetic Unicode PST from a seed: same seed, same bytes.")
-    q.add_argument("out", metavar="OUT.pst", help="PST file to write")
+        description="Write a synthetic Unicode PST from a seed: same seed, same bytes. With --custodians N, "
+                    "write N custodians' PSTs of one organisation into the folder OUT instead.")
+    q.add_argument("out", metavar="OUT.pst", help="PST file to write (with --custodians: the folder)")
+    q.add_argument("--custodians", type=positive_int, default=None, metavar="N",
+                   help="write N custodians' mailboxes of one organisation (OUT/custodian-NNN.pst): each message "
+                        "in its sender's and its custodian recipients' PSTs, replies across mailboxes, forwards, "
+                        "shared attachments; --messages counts the organisation's messages")
     q.add_argument("--messages", type=nonnegative_int, default=200, help="top-level messages (default 200)")
     q.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     q.add_argument("--folders", type=positive_int, default=None, help="user folders (default: grows with --messages)")

@@ -49,6 +49,16 @@ def _extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _remove(args: argparse.Namespace) -> int:
+    from ..enrich.remove import remove
+
+    r = remove(args.pst_file_id, args.db, project_id=args.project_id)
+    emit(args, f"removed {r.pst_file_id} from {r.project_id}: {r.emails} emails, {r.attachments} attachments, "
+               f"{r.search_entries} search entries; rethreaded {r.thread_scope} emails ({r.thread_updated} changed), "
+               f"regrouped {r.dedupe_emails} ({r.dedupe_updated} changed) in {r.seconds:.2f}s", r)
+    return 0
+
+
 def _search(args: argparse.Namespace) -> int:
     from ..enrich.search import search
 
@@ -145,6 +155,18 @@ def register(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=positive_int, default=20, help="most matches to print (default 20)")
     add_json(p)
     p.set_defaults(handler=_search)
+
+    p = sub.add_parser(
+        "remove", parents=[common], help="remove one PST from its project (a withdrawn custodian)",
+        description="Delete one PST's emails, attachment rows and search entries, then recompute the threads and "
+                    "duplicate groups they touched (incrementally: the same as a project that never had the PST). "
+                    "Rerunning finishes a removal that stopped half-way.")
+    p.add_argument("--pst-file-id", required=True, metavar="ID", type=identifier("pst_file_id"), help="the PST's id")
+    p.add_argument("--project-id", metavar="P", type=identifier("project_id"),
+                   help="its project (default: from pst_files)")
+    add_db(p)
+    add_json(p)
+    p.set_defaults(handler=_remove)
 
     p = sub.add_parser("submit", parents=[common], help="send a PST ingest job to the pst_ingest SQS queue")
     p.add_argument("--queue", required=True, help="queue URL")

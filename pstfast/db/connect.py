@@ -9,12 +9,13 @@ Every connection failure or dropped connection becomes a :class:`DatabaseError`
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import config
 from ..errors import DatabaseError, UsageError
@@ -125,6 +126,38 @@ def set_toast_compression(conn: psycopg.Connection[Any], choice: str) -> str:
         conn.execute(f"SET default_toast_compression = {wanted}")  # one of the server's own names
     shown = conn.execute("SHOW default_toast_compression").fetchone()
     return str(shown[0]) if shown else "pglz"
+
+
+_T = TypeVar("_T")
+_log = logging.getLogger("pstfast.db")
+
+#: SQLSTATEs of a transaction that lost a race and is worth running again at once:
+#: serialization_failure, deadlock_detected, lock_not_available
+CONFLICTS = ("40001", "40P01", "55P03")
+
+
+def run_retrying(conn: psycopg.Connection[Any], work: Callable[[], _T], what: str, attempts: int = 12) -> tuple[_T, int]:
+    """Run *work* in a transaction of its own on *conn* (which must be idle); when it ends
+    in a serialization failure, a deadlock or a lock it would not wait for, roll back and
+    run it again. Returns (its result, attempts used).
+
+    Raises:
+        DatabaseError: still conflicting after *attempts* (transient: the stage retry
+            tries again later), or the connection failed.
+    """
+    import psycopg
+
+    last: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            with conn.transaction():
+                return work(), attempt
+        except psycopg.errors.OperationalError as exc:
+            if getattr(exc, "sqlstate", None) not in CONFLICTS:
+                raise
+            last = exc
+            _log.info("%s: attempt %d lost a race (%s); running it again", what, attempt, exc.sqlstate)
+    raise DatabaseError(f"{what}: still conflicting with concurrent runs after {attempts} attempts: {last}") from last
 
 
 @cache

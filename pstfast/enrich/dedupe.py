@@ -1,13 +1,19 @@
-"""The dedupe stage: ``dedupe_emails(project_id)`` (rules in ``sql/003_dedupe.sql``)."""
+"""The dedupe stage: the ``content_hash`` groups of one PST (``sql/007_incremental.sql``).
+
+The rule is that of ``sql/003_dedupe.sql`` (master = earliest sent_at, then smallest
+email_id: independent of load order); only the groups the PST's emails (and the old
+hashes of rows a reload or removal changed) belong to are recomputed. ``full=True`` (or no
+*pst_file_id*) dedupes the whole project.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..db.connect import connection
+from ..db.connect import connection, run_retrying
 from ..db.migrate import apply_migrations
 from ..pipeline.stagelog import register_pst_file, set_status
 
@@ -17,14 +23,27 @@ if TYPE_CHECKING:
 
 @dataclass
 class DedupeResult:
-    """Counts of one dedupe run (over the whole project)."""
+    """Counts of one dedupe run (over the groups it recomputed)."""
 
     project_id: str
-    emails: int
-    groups: int
+    emails: int  #: emails in the recomputed groups
+    groups: int  #: of them, groups with more than one member
     duplicates: int
-    updated: int
+    updated: int  #: rows whose dedupe columns changed
     seconds: float
+    full: bool = False  #: the whole project was deduped
+    attempts: int = 1  #: transactions it took (a concurrent run can make one start again)
+
+
+def dedupe_rows(conn: Any, project_id: str, pst_file_id: str | None, full: bool) -> tuple[tuple[int, ...], int]:
+    """Run ``pstfast_dedupe`` on *conn* (idle) with retries; (its row, attempts)."""
+
+    def work() -> tuple[int, ...]:
+        row = conn.execute("SELECT * FROM pstfast_dedupe(%s, %s, %s)", (project_id, pst_file_id, full)).fetchone()
+        assert row is not None
+        return tuple(int(v) for v in row)
+
+    return run_retrying(conn, work, f"dedupe {pst_file_id or project_id}")
 
 
 def dedupe(
@@ -33,8 +52,10 @@ def dedupe(
     db: Database = None,
     *,
     project_id: str | None = None,
+    full: bool = False,
 ) -> DedupeResult:
-    """Mark exact duplicates across every PST of the project; idempotent.
+    """Mark exact duplicates of one PST's emails across the project (*full*, or no
+    *pst_file_id*: the whole project of *project_id*); idempotent.
 
     Raises:
         UsageError: no project is given and none is recorded for *pst_file_id*.
@@ -48,11 +69,19 @@ def dedupe(
             from ..errors import UsageError
 
             raise UsageError("dedupe needs --pst-file-id or --project-id")
+        conn.commit()
+        full = full or not pst_file_id
         t0 = time.perf_counter()
-        with conn.transaction():
-            row = conn.execute("SELECT * FROM dedupe_emails(%s)", (project_id,)).fetchone()
+
+        def work() -> tuple[int, ...]:
+            row = conn.execute("SELECT * FROM pstfast_dedupe(%s, %s, %s)",
+                               (project_id, pst_file_id, full)).fetchone()
             if pst_file_id:
                 set_status(conn, pst_file_id, "deduped")
-        assert row is not None
-        emails, groups, duplicates, updated = (int(v) for v in row)
-        return DedupeResult(project_id, emails, groups, duplicates, updated, seconds=round(time.perf_counter() - t0, 6))
+            assert row is not None
+            return tuple(int(v) for v in row)
+
+        row, attempts = run_retrying(conn, work, f"dedupe {pst_file_id or project_id}")
+        emails, groups, duplicates, updated, _rounds = row
+        return DedupeResult(project_id, emails, groups, duplicates, updated,
+                            seconds=round(time.perf_counter() - t0, 6), full=full, attempts=attempts)

@@ -1,7 +1,10 @@
-"""The thread stage: ``build_email_threads(project_id)`` over every PST of the project.
+"""The thread stage: incremental threading of one PST (``sql/007_incremental.sql``).
 
-The rules (headers, then conversation index, then subject) are documented and
-implemented in ``sql/002_threading.sql``; this module runs them and records the status.
+The rules (headers, then conversation index, then subject) are those of
+``sql/002_threading.sql``; ``pstfast_thread`` applies them to the PST's emails and
+everything they touch (shared ids, conversation-index headers, old threads, roots of the
+same subject), which gives exactly what threading the whole project gives. ``full=True``
+(or no *pst_file_id*) rethreads the whole project: for audits and repairs.
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..db.connect import connection
+from ..db.connect import connection, run_retrying
 from ..db.migrate import apply_migrations
 from ..pipeline.stagelog import register_pst_file, set_status
 
@@ -21,15 +24,29 @@ if TYPE_CHECKING:
 
 @dataclass
 class ThreadResult:
-    """Counts of one threading run (over the whole project)."""
+    """Counts of one threading run (over the emails it recomputed)."""
 
     project_id: str
-    emails: int
-    threads: int
+    emails: int  #: emails recomputed (embedded ones included)
+    threads: int  #: distinct threads among them
     placeholders: int
     loops_broken: int
-    updated: int
+    updated: int  #: rows whose thread columns changed
     seconds: float
+    full: bool = False  #: the whole project was rethreaded
+    scope: int = 0  #: top-level emails in the recomputed scope
+    attempts: int = 1  #: transactions it took (a concurrent run can make one start again)
+
+
+def thread_rows(conn: Any, project_id: str, pst_file_id: str | None, full: bool) -> tuple[tuple[int, ...], int]:
+    """Run ``pstfast_thread`` on *conn* (idle) with retries; (its row, attempts)."""
+
+    def work() -> tuple[int, ...]:
+        row = conn.execute("SELECT * FROM pstfast_thread(%s, %s, %s)", (project_id, pst_file_id, full)).fetchone()
+        assert row is not None
+        return tuple(int(v) for v in row)
+
+    return run_retrying(conn, work, f"thread {pst_file_id or project_id}")
 
 
 def thread(
@@ -38,8 +55,10 @@ def thread(
     db: Database = None,
     *,
     project_id: str | None = None,
+    full: bool = False,
 ) -> ThreadResult:
-    """Thread every email of the project (of *pst_file_id*, or *project_id*); idempotent.
+    """Thread one PST's emails into its project (*full*, or no *pst_file_id*: rethread the
+    whole project of *project_id*); idempotent.
 
     *root* is accepted so all stages share one signature; threading reads only the database.
 
@@ -55,12 +74,19 @@ def thread(
             from ..errors import UsageError
 
             raise UsageError("thread needs --pst-file-id or --project-id")
+        conn.commit()
+        full = full or not pst_file_id
         t0 = time.perf_counter()
-        with conn.transaction():
-            row = conn.execute("SELECT * FROM build_email_threads(%s)", (project_id,)).fetchone()
+
+        def work() -> tuple[int, ...]:
+            row = conn.execute("SELECT * FROM pstfast_thread(%s, %s, %s)",
+                               (project_id, pst_file_id, full)).fetchone()
             if pst_file_id:
                 set_status(conn, pst_file_id, "threaded")
-        assert row is not None
-        emails, threads, placeholders, loops_broken, updated = (int(v) for v in row)
+            assert row is not None
+            return tuple(int(v) for v in row)
+
+        row, attempts = run_retrying(conn, work, f"thread {pst_file_id or project_id}")
+        emails, threads, placeholders, loops_broken, updated, scope, _rounds = row
         return ThreadResult(project_id, emails, threads, placeholders, loops_broken, updated,
-                            seconds=round(time.perf_counter() - t0, 6))
+                            seconds=round(time.perf_counter() - t0, 6), full=full, scope=scope, attempts=attempts)

@@ -393,6 +393,11 @@ def _load_staged(conn: Any, dsn: str, prefix: str, manifest: Manifest, tables: d
             _check(manifest, _facts(conn, "load_validate.sql", tables, params), prefix)
         raise
     timings["upsert" if loaded_before else "insert"] = time.perf_counter() - t3
+    t4 = time.perf_counter()
+    with conn.transaction():  # statistics for the next stages' plans, when this load changed a lot
+        (analyzed,) = conn.execute("SELECT pstfast_analyze_after_load(%s)", (facts["emails"],)).fetchone()
+    if analyzed:
+        timings["analyze"] = time.perf_counter() - t4
     return LoadResult(
         pst_file_id=pst_file_id, project_id=params["project_id"], emails=facts["emails"],
         attachments=facts["attachments"], bytes_compressed=compressed, bytes_csv=csv_bytes,

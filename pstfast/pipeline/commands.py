@@ -83,6 +83,9 @@ def add_stage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codepage", metavar="CP", type=codepage,
                    help="extract: code page of ANSI strings that name none (default PSTFAST_CODEPAGE, else decided "
                         "from the file)")
+    p.add_argument("--full", action="store_true",
+                   help="thread / dedupe: recompute the whole project, not only what this PST touches "
+                        "(audits and repairs; the result is the same)")
 
 
 def add_mark_failed_arguments(p: argparse.ArgumentParser) -> None:
@@ -101,7 +104,7 @@ def stage(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     outcome = run_stage(
         args.stage, pst_file_id=args.pst_file_id, out=args.out, project_id=args.project_id,
         source=args.source, db=args.db, index_backend=args.index_backend,
-        opensearch_url=args.opensearch_url, attempt=args.attempt, codepage=args.codepage,
+        opensearch_url=args.opensearch_url, attempt=args.attempt, codepage=args.codepage, full=args.full,
     )
     r = outcome.report
     counts = ", ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))

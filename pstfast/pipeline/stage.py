@@ -79,8 +79,10 @@ def run_stage(
     opensearch_url: str | None = None,
     attempt: int | None = None,
     codepage: int | None = None,
+    full: bool = False,
 ) -> StageOutcome:
-    """Run stage *name* for one PST with manifest, log, ``stage_runs`` and status updates.
+    """Run stage *name* for one PST with manifest, log, ``stage_runs`` and status updates
+    (*full*: thread and dedupe recompute the whole project instead of what the PST touches).
 
     Raises:
         UsageError: an unknown stage, or arguments the stage needs are missing.
@@ -100,11 +102,11 @@ def run_stage(
         elif name == "thread":
             from ..enrich.thread import thread
 
-            result = thread(out, pst_file_id, db, project_id=project_id)
+            result = thread(out, pst_file_id, db, project_id=project_id, full=full)
         elif name == "dedupe":
             from ..enrich.dedupe import dedupe
 
-            result = dedupe(out, pst_file_id, db, project_id=project_id)
+            result = dedupe(out, pst_file_id, db, project_id=project_id, full=full)
         else:
             from ..enrich.index import index
 

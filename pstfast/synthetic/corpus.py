@@ -601,3 +601,136 @@ def iter_truth_messages(truth: dict[str, Any]) -> Iterator[dict[str, Any]]:
             inner = stack.pop()
             yield inner
             stack.extend(a["message"] for a in inner["attachments"] if a.get("message"))
+
+
+@dataclass
+class FamilyResult:
+    """What :func:`synth_family` wrote: one PST per custodian of one organisation."""
+
+    paths: list[Path]
+    truth: Path | None
+    messages: int  # distinct messages of the organisation that some custodian holds
+    copies: list[int]  # messages in each PST (a message is in its sender's and each custodian recipient's)
+    size_bytes: int
+    seconds: float
+
+    def summary(self) -> str:
+        return (f"wrote {len(self.paths)} custodian PSTs to {self.paths[0].parent if self.paths else '-'}: "
+                f"{self.messages} messages, {sum(self.copies)} copies ({min(self.copies, default=0)}-"
+                f"{max(self.copies, default=0)} per PST), {self.size_bytes / 1e6:.1f} MB in {self.seconds:.1f} s"
+                + (f"; truth: {self.truth}" if self.truth else ""))
+
+
+def family_people(custodians: int) -> list[tuple[str, str]]:
+    """(name, local part) of the organisation's custodians, in PST order."""
+    people = list(_PEOPLE[:custodians])
+    people += [(f"Custodian {i + 1}", f"custodian{i + 1}") for i in range(len(people), custodians)]
+    return people
+
+
+def synth_family(
+    out_dir: str | os.PathLike[str],
+    custodians: int,
+    *,
+    options: SynthOptions | None = None,
+    truth: str | os.PathLike[str] | None = None,
+) -> FamilyResult:
+    """Write the mailboxes of *custodians* people of one organisation into *out_dir*
+    (``custodian-NNN.pst``), from one stream of ``options.messages`` messages.
+
+    Each message is written, byte for byte the same, into its sender's Sent Items and each
+    custodian recipient's Inbox, so the PSTs share Message-IDs (cross-PST threads: replies
+    come from other mailboxes) and content hashes (duplicates). About one message in ten is
+    a forward: ``FW: <subject>`` with the original attached as an embedded message and no
+    reply headers (it joins the original's thread by subject). Attachments are drawn from a
+    shared pool too. Messages no custodian holds are not written (their replies' references
+    then point at a missing parent). The same seed gives the same bytes.
+
+    Raises:
+        UsageError: bad options, fewer than one custodian, or *out_dir* cannot be written.
+    """
+    options = options or SynthOptions()
+    options.validate()
+    if custodians < 1:
+        raise UsageError(f"--custodians must be 1 or more, got {custodians}")
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    _check_writable(folder / "custodian-000.pst")
+    started = time.perf_counter()
+    gen = _Generator(options)
+    domain = "corp.example.com"
+    staff = [(name, f"{local}@{domain}") for name, local in family_people(custodians)]
+    outsiders = [(name, f"{local}@partner.example.org") for name, local in _PEOPLE[-4:]]
+    gen.people = staff + [p for p in outsiders if p[1] not in {s[1] for s in staff}]
+    index_of = {email: i for i, (_, email) in enumerate(staff)}
+    paths = [folder / f"custodian-{i + 1:03d}.pst" for i in range(custodians)]
+    writers: list[PstWriter] = []
+    boxes: list[tuple[int, int]] = []
+    copies = [0] * custodians
+    records: list[dict[str, Any]] = []
+    try:
+        for i, path in enumerate(paths):
+            w = PstWriter(path.with_name(path.name + ".partial"), display_name=f"{staff[i][0]} (synth family)",
+                          seed=options.seed * 1000 + i, ids_by_folder=options.ids_by_folder)
+            writers.append(w)
+            boxes.append((w.add_folder(w.ipm_subtree, "Inbox"), w.add_folder(w.ipm_subtree, "Sent Items")))
+        open_threads: list[_ThreadState] = []
+        recent: list[tuple[Message, str]] = []
+        next_thread = 0
+        written = 0
+        for index in range(options.messages):
+            rng = gen.rng
+            forward = bool(recent) and rng.random() < 0.1
+            original: Message | None = None
+            reply = not forward and bool(open_threads) and rng.random() < 0.55
+            if reply:
+                thread = rng.choice(open_threads[-50:])
+                reply = thread.last is not None
+            if not reply:
+                next_thread += 1
+                if forward:
+                    original = rng.choice(recent[-200:])[0]
+                    topic = "FW: " + original.subject
+                else:
+                    topic = f"{rng.choice(_TOPICS)} #{next_thread}"
+                thread = _ThreadState(f"t{next_thread:06d}", topic, rng.randbytes(16), gen.when(None))
+                open_threads.append(thread)
+            msg = _build_message(gen, index, thread, reply)
+            if original is not None:
+                msg.subject = thread.topic
+                msg.attachments.append(Attachment(f"{original.subject}.msg", message=original))
+            else:
+                _add_attachments(gen, index, msg)
+            holders = sorted({index_of[msg.sender_email]} if msg.sender_email in index_of else set())
+            inbox = sorted({index_of[r.email] for r in msg.recipients if r.email in index_of} - set(holders))
+            for i in holders:
+                writers[i].add_message(boxes[i][1], msg)
+                copies[i] += 1
+            for i in inbox:
+                writers[i].add_message(boxes[i][0], msg)
+                copies[i] += 1
+            if holders or inbox:
+                written += 1
+                recent.append((msg, thread.key))
+                if truth:
+                    records.append({"key": f"m{index:07d}", "thread": thread.key,
+                                    "internet_message_id": msg.internet_message_id,
+                                    "custodians": [paths[i].stem for i in sorted({*holders, *inbox})],
+                                    "forward": original is not None})
+        size = 0
+        for w in writers:
+            size += w.close()
+    except BaseException:
+        for w in writers:
+            w.abort()
+        for path in paths:
+            path.with_name(path.name + ".partial").unlink(missing_ok=True)
+        raise
+    for path in paths:
+        os.replace(path.with_name(path.name + ".partial"), path)
+    truth_path = Path(truth) if truth else None
+    if truth_path:
+        truth_path.write_text(json.dumps({"seed": options.seed, "custodians": [p.stem for p in paths],
+                                          "people": [e for _, e in staff], "messages": records},
+                                         ensure_ascii=False) + "\n", encoding="utf-8")
+    return FamilyResult(paths, truth_path, written, copies, size, time.perf_counter() - started)

@@ -3,7 +3,11 @@
 -- Rows of this PST that the new output no longer has are removed, so a re-extract with
 -- a newer extractor converges; unchanged rows are not rewritten. Order: emails, then
 -- attachments, then stale emails (attachments never point at a missing email). Search
--- entries (email_search) of changed or removed emails go with them.
+-- entries (email_search) of changed or removed emails go with them. First, what the PST's
+-- rows were is logged (email_change_log, 007_incremental.sql): its next thread and dedupe
+-- runs recompute what the old rows touched as well as what the new ones touch.
+SELECT pstfast_log_changes(%(project_id)s, %(pst_file_id)s);
+
 WITH upserted AS (
 INSERT INTO email_messages AS t (
     email_id, parent_email_id, project_id, pst_file_id, folder_path, message_class,

@@ -119,3 +119,22 @@ def test_a_torn_stage_manifest_does_not_stop_the_stage(good: Path, tmp_path: Pat
     torn.write_bytes(b'{"stage": "load", "status": "runn')  # what a full disk used to leave
     assert main(["pipeline", "stage", "load", *common]) == 0
     assert json.loads(torn.read_text())["status"] == "succeeded"
+
+
+def test_a_date_header_past_the_range_of_datetime_keeps_the_message(tmp_path: Path) -> None:
+    import datetime as dt
+    import gzip
+
+    from pstfast.pst.write.messaging import Message, PstWriter
+
+    t0 = dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc)
+    with PstWriter(tmp_path / "d.pst") as pst:
+        inbox = pst.add_folder(pst.ipm_subtree, "Inbox")
+        for date in ("Fri, 31 Dec 9999 23:59:59 -0100", "Mon, 1 Jan 2024 10:00:00 +0200"):
+            pst.add_message(inbox, Message(subject=date, sender_name="a", sender_email="a@example.com", sent_at=None,
+                                           received_at=t0, body_text="b", transport_headers=f"Date: {date}\r\n"))
+    m = pstfast.extract(tmp_path / "d.pst", tmp_path / "out", workers=1, progress=False)
+    assert (m.counts["emails"], m.counts["errors"]) == (2, 0)
+    with gzip.open(tmp_path / "out" / "pst-v2" / m.pst_file_id / "emails.ndjson.gz", "rt") as lines:
+        sent = {r["subject"]: r["sent_at"] for r in map(json.loads, lines)}
+    assert sent == {"Fri, 31 Dec 9999 23:59:59 -0100": None, "Mon, 1 Jan 2024 10:00:00 +0200": "2024-01-01T08:00:00Z"}

@@ -867,8 +867,8 @@ def _header_date(value: str | None) -> dt.datetime | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        if parsed.tzinfo is not None:  # 31 Dec 9999 -0100 is past datetime's range in UTC
+            parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    except (TypeError, ValueError, OverflowError):
+        return None  # an unusable Date header: the message keeps no sent_at, not lost
     return parsed

@@ -134,8 +134,8 @@ class SynthResult:
         return text
 
 
-def _iso(value: _dt.datetime) -> str:
-    return value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _iso(value: _dt.datetime | None) -> str | None:
+    return value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def _rfc2047(text: str) -> str:
@@ -237,7 +237,8 @@ def _headers(msg: Message, to: list[Recipient], cc: list[Recipient]) -> str:
     if cc:
         lines.append("Cc: " + ", ".join(_address_header(r.name, r.email) for r in cc))
     lines.append(f"Subject: {_rfc2047(msg.subject)}")
-    lines.append("Date: " + msg.sent_at.strftime("%a, %d %b %Y %H:%M:%S +0000"))
+    if msg.sent_at is not None:
+        lines.append("Date: " + msg.sent_at.strftime("%a, %d %b %Y %H:%M:%S +0000"))
     if msg.internet_message_id:
         lines.append(f"Message-ID: {msg.internet_message_id}")
     if msg.in_reply_to:

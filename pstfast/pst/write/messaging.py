@@ -118,7 +118,7 @@ class Message:
     subject: str
     sender_name: str
     sender_email: str
-    sent_at: _dt.datetime
+    sent_at: _dt.datetime | None
     received_at: _dt.datetime
     message_class: str = "IPM.Note"
     recipients: list[Recipient] = field(default_factory=list)
@@ -348,7 +348,6 @@ class PstWriter:
             T.IMPORTANCE: msg.importance,
             T.PRIORITY: 0,
             T.SENSITIVITY: 0,
-            T.CLIENT_SUBMIT_TIME: filetime(msg.sent_at),
             T.MESSAGE_DELIVERY_TIME: filetime(msg.received_at),
             T.CREATION_TIME: filetime(msg.received_at),
             T.LAST_MODIFICATION_TIME: filetime(msg.received_at),
@@ -382,6 +381,8 @@ class PstWriter:
             T.CONVERSATION_TOPIC: msg.conversation_topic,
         }
         props.update({tag: value for tag, value in optional.items() if value})
+        if msg.sent_at is not None:  # a draft, or a message that only its headers date, has none
+            props[T.CLIENT_SUBMIT_TIME] = filetime(msg.sent_at)
         size = sum(len(str(v)) * 2 if isinstance(v, str) else len(v) if isinstance(v, bytes) else 8 for v in props.values())
         props[T.MESSAGE_SIZE] = size + attach_size
         return props

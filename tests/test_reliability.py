@@ -138,3 +138,27 @@ def test_a_date_header_past_the_range_of_datetime_keeps_the_message(tmp_path: Pa
     with gzip.open(tmp_path / "out" / "pst-v2" / m.pst_file_id / "emails.ndjson.gz", "rt") as lines:
         sent = {r["subject"]: r["sent_at"] for r in map(json.loads, lines)}
     assert sent == {"Fri, 31 Dec 9999 23:59:59 -0100": None, "Mon, 1 Jan 2024 10:00:00 +0200": "2024-01-01T08:00:00Z"}
+
+
+def test_a_forged_reload_cannot_repoint_another_projects_attachment(tmp_path: Path, pg_dsn: str,
+                                                                    write_output) -> None:
+    import psycopg
+
+    from conftest import make_attachment, make_email
+
+    victim = make_email("pA", 1, project_id="pa")
+    victim_att = make_attachment(victim, 0)
+    write_output(tmp_path / "a", "pA", [victim], [victim_att], project_id="pa")
+    pstfast.load(tmp_path / "a", "pA", pg_dsn, project_id="pa")
+    mine = make_email("pB", 1, project_id="pb")
+    write_output(tmp_path / "b", "pB", [mine], [make_attachment(mine, 0)], project_id="pb")
+    pstfast.load(tmp_path / "b", "pB", pg_dsn, project_id="pb")
+    # the reload: pB's attachment row forged to carry pA's attachment_id (manifest consistent)
+    forged = {**make_attachment(mine, 0), "attachment_id": victim_att["attachment_id"]}
+    write_output(tmp_path / "b", "pB", [mine], [forged], project_id="pb")
+    with pytest.raises(pstfast.ManifestError, match="attachment_ids already loaded under another PST"):
+        pstfast.load(tmp_path / "b", "pB", pg_dsn, project_id="pb")
+    with psycopg.connect(pg_dsn) as conn:
+        owner = conn.execute("SELECT email_id::text FROM email_attachments WHERE attachment_id = %s",
+                             (victim_att["attachment_id"],)).fetchone()
+    assert owner == (victim["email_id"],)

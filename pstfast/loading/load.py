@@ -225,6 +225,7 @@ def _check(manifest: Manifest, facts: dict[str, int], where: str) -> None:
         "null_attachment_keys": "attachments without attachment_id/email_id",
         "orphan_attachments": "attachments whose email is missing",
         "id_collisions": "email_ids already loaded from another PST",
+        "attachment_id_collisions": "attachment_ids already loaded under another PST's emails",
     }
     # the first-load check (load_validate_fast.sql) leaves uniqueness to the primary keys
     if facts.get("distinct_email_ids", facts["emails"]) != facts["emails"]:

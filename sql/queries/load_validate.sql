@@ -17,4 +17,8 @@ SELECT
     (SELECT count(*) FROM {attachments} a
       WHERE NOT EXISTS (SELECT 1 FROM {emails} e WHERE e.email_id = a.email_id)) AS orphan_attachments,
     (SELECT count(*) FROM email_messages m JOIN {emails} e USING (email_id)
-      WHERE m.pst_file_id <> e.pst_file_id)                                     AS id_collisions;
+      WHERE m.pst_file_id <> e.pst_file_id)                                     AS id_collisions,
+    -- an attachment_id already loaded under another PST's email: the upsert would re-point it
+    (SELECT count(*) FROM email_attachments t JOIN {attachments} a USING (attachment_id)
+       JOIN email_messages m ON m.email_id = t.email_id
+      WHERE m.pst_file_id <> %(pst_file_id)s)                                   AS attachment_id_collisions;

@@ -9,13 +9,11 @@ hashes of rows a reload or removal changed) belong to are recomputed. ``full=Tru
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..db.connect import connection, run_retrying
-from ..db.migrate import apply_migrations
-from ..pipeline.stagelog import register_pst_file, set_status
+from ..db.connect import run_retrying
+from .scoped import run_scoped
 
 if TYPE_CHECKING:
     from ..db.connect import Database
@@ -61,27 +59,8 @@ def dedupe(
         UsageError: no project is given and none is recorded for *pst_file_id*.
         DatabaseError: PostgreSQL is unreachable or the connection dropped (transient: retry).
     """
-    with connection(db) as conn:
-        apply_migrations(conn)
-        if pst_file_id:
-            project_id = register_pst_file(conn, pst_file_id, project_id)
-        if not project_id:
-            from ..errors import UsageError
-
-            raise UsageError("dedupe needs --pst-file-id or --project-id")
-        conn.commit()
-        full = full or not pst_file_id
-        t0 = time.perf_counter()
-
-        def work() -> tuple[int, ...]:
-            row = conn.execute("SELECT * FROM pstfast_dedupe(%s, %s, %s)",
-                               (project_id, pst_file_id, full)).fetchone()
-            if pst_file_id:
-                set_status(conn, pst_file_id, "deduped")
-            assert row is not None
-            return tuple(int(v) for v in row)
-
-        row, attempts = run_retrying(conn, work, f"dedupe {pst_file_id or project_id}")
-        emails, groups, duplicates, updated, _rounds = row
-        return DedupeResult(project_id, emails, groups, duplicates, updated,
-                            seconds=round(time.perf_counter() - t0, 6), full=full, attempts=attempts)
+    project_id, row, full, seconds, attempts = run_scoped("dedupe", "pstfast_dedupe", "deduped", db, pst_file_id,
+                                                          project_id, full)
+    emails, groups, duplicates, updated, _rounds = row
+    return DedupeResult(project_id, emails, groups, duplicates, updated,
+                        seconds=seconds, full=full, attempts=attempts)

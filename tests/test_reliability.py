@@ -162,3 +162,22 @@ def test_a_forged_reload_cannot_repoint_another_projects_attachment(tmp_path: Pa
         owner = conn.execute("SELECT email_id::text FROM email_attachments WHERE attachment_id = %s",
                              (victim_att["attachment_id"],)).fetchone()
     assert owner == (victim["email_id"],)
+
+
+def test_a_bth_index_that_names_itself_is_damage_not_a_hang() -> None:
+    from pstfast.errors import CorruptPstError
+    from pstfast.pst.reader import _Node
+
+    class Heap:
+        """A heap whose BTH root index (0x40) names itself 400 times, 8 levels deep."""
+
+        def heap(self, hid: int) -> bytes:
+            if hid == 0x20:  # the BTH header: key 2 bytes, entry 6, 8 index levels, root 0x40
+                return bytes([0xB5, 2, 6, 8]) + struct.pack("<I", 0x40)
+            return b"".join(struct.pack("<HI", k, 0x40) for k in range(400))
+
+        def where(self) -> str:
+            return "node 0x1"
+
+    with pytest.raises(CorruptPstError, match="names an index node twice"):
+        _Node.bth_leaves(Heap(), 0x20)  # type: ignore[arg-type]  # the walk needs heap() and where() only

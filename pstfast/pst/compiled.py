@@ -241,7 +241,7 @@ def _tree(mm, geo, checked, crc_table, tables, bid, buf, blk, crcs, n):  # pragm
     if cb < 8 or mm[ib] != 0x01 or (mm[ib + 1] != 1 and mm[ib + 1] != 2):
         return FAIL, 0, 0
     level, count, total = mm[ib + 1], _u16(mm, ib + 2), _u32(mm, ib + 4)
-    if 8 + count * w > cb:
+    if 8 + count * w > cb or total > mm.shape[0]:  # more bytes than the file: blocks repeated
         return FAIL, 0, 0
     start = n[N_BUF]
     for i in range(count):
@@ -408,6 +408,10 @@ def _bth(buf, blk, b0, nb, hid, leaves):  # pragma: no cover - compiled
                 children[k] = _u32(buf, s + i + key_size)
                 k += 1
                 i += step
+        ordered = np.sort(children)
+        for j in range(1, ordered.shape[0]):
+            if ordered[j] == ordered[j - 1]:
+                return FAIL, 0, 0, 0  # a node named twice in one level: a loop (as _Node.bth_leaves)
         level_hids = children
     if level_hids.shape[0] > leaves.shape[0]:
         return FULL, 0, 0, 0

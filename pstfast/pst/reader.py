@@ -313,21 +313,28 @@ class _Node:
         if levels > 8:  # real BTHs have a few levels; more means damage (and a walk that never ends)
             raise CorruptPstError(f"{self.where()}: BTH claims {levels} index levels")
         out: list[bytes] = []
-        if root:
-            self._bth_walk(root, levels, key_size, ent_size, out)
+        if not root:
+            return key_size, ent_size, out
+        # level by level (the leaves come out in depth-first order): a node named twice in
+        # one level is a loop in a damaged file, whose walk would otherwise never end
+        level_hids = [root]
+        step = key_size + 4
+        for _ in range(levels):
+            children: list[int] = []
+            for index_hid in level_hids:
+                data = self.heap(index_hid)
+                children.extend(struct.unpack_from("<I", data, i + key_size)[0]
+                                for i in range(0, len(data) - step + 1, step))
+            if len(set(children)) != len(children):
+                raise CorruptPstError(f"{self.where()}: BTH 0x{hid:X} names an index node twice (a loop)")
+            level_hids = children
+        for leaf in level_hids:
+            data = self.heap(leaf)
+            if len(data) % (key_size + ent_size):
+                raise CorruptPstError(
+                    f"{self.where()}: BTH leaf 0x{leaf:X} of {len(data)} bytes is not a whole number of records")
+            out.append(data)
         return key_size, ent_size, out
-
-    def _bth_walk(self, hid: int, level: int, key_size: int, ent_size: int, out: list[bytes]) -> None:
-        data = self.heap(hid)
-        if level > 0:
-            step = key_size + 4
-            for i in range(0, len(data) - step + 1, step):
-                child = struct.unpack_from("<I", data, i + key_size)[0]
-                self._bth_walk(child, level - 1, key_size, ent_size, out)
-            return
-        if len(data) % (key_size + ent_size):
-            raise CorruptPstError(f"{self.where()}: BTH leaf 0x{hid:X} of {len(data)} bytes is not a whole number of records")
-        out.append(data)
 
 
 class _Structure:
@@ -640,6 +647,9 @@ class PstReader:
         if len(block) < 8 or block[0] != 0x01 or block[1] not in (1, 2):
             raise CorruptPstError(f"{self.path}: {where}: block 0x{bid:X} is not an XBLOCK/XXBLOCK")
         level, count, total = block[1], *struct.unpack_from("<HI", block, 2)
+        assert self._mm is not None
+        if total > len(self._mm):  # the bytes of a data tree are in the file: more is a tree that repeats blocks
+            raise CorruptPstError(f"{self.path}: {where}: data tree 0x{bid:X} claims {total} bytes, more than the file")
         if level >= parent_level:
             raise CorruptPstError(f"{self.path}: {where}: XXBLOCK 0x{bid:X} points at a block of level {level}")
         w = self._id

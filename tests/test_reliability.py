@@ -181,3 +181,45 @@ def test_a_bth_index_that_names_itself_is_damage_not_a_hang() -> None:
 
     with pytest.raises(CorruptPstError, match="names an index node twice"):
         _Node.bth_leaves(Heap(), 0x20)  # type: ignore[arg-type]  # the walk needs heap() and where() only
+
+
+def test_an_unreadable_folder_counts_the_items_it_held(tmp_path: Path) -> None:
+    from pstfast.pst.props import NID_TYPE_CONTENTS_TABLE
+    from pstfast.pst.reader import PstReader
+
+    pst = tmp_path / "f.pst"
+    synth(pst, options=SynthOptions(messages=120, seed=9), truth=tmp_path / "f.json")
+    truth = json.loads((tmp_path / "f.json").read_text())
+    folder = max(truth["folders"], key=lambda f: f["message_count"])
+    good = pstfast.extract(pst, tmp_path / "good", workers=1, progress=False)
+    folder_nid = next(nid for nid in _folder_nids(pst) if nid[1] == folder["path"])[0]
+    with PstReader(pst) as reader:
+        table = reader.node((folder_nid & ~0x1F) | NID_TYPE_CONTENTS_TABLE)
+        ib, _ = reader._bbt_lookup(table.bid_data, "test")
+    data = bytearray(pst.read_bytes())
+    data[ib + 16] ^= 0xFF  # the contents table's block: its CRC no longer matches
+    bad = tmp_path / "bad.pst"
+    bad.write_bytes(bytes(data))
+    m = pstfast.extract(bad, tmp_path / "bad", workers=1, progress=False)
+    lost = folder["message_count"]
+    import gzip
+
+    with gzip.open(tmp_path / "good" / "pst-v2" / good.pst_file_id / "emails.ndjson.gz", "rt") as lines:
+        elsewhere = sum(1 for r in map(json.loads, lines) if r["folder_path"] != folder["path"])
+    # its subfolders are still read; its own items are error items, as many as it said it held
+    assert m.counts["emails"] == elsewhere and m.counts["errors"] == lost
+    assert m.counts["items_seen"] == m.counts["emails"] + m.counts["errors"]
+    assert m.counts["folders_unreadable"] == 1 and m.counts["folders_uncounted"] == 0
+    errors = [json.loads(line) for line in (tmp_path / "bad" / "pst-v2" / m.pst_file_id / "errors.ndjson").open()]
+    assert [e["kind"] for e in errors] == ["folder"] and f"({lost} items lost)" in errors[0]["reason"]
+
+
+def _folder_nids(pst: Path) -> list[tuple[int, str]]:
+    from pstfast.extraction.items import ItemReader, list_folders
+
+    reader = ItemReader(pst)
+    try:
+        folders, _ = list_folders(reader)
+        return [(f.node_id, f.folder_path) for f in folders]
+    finally:
+        reader.close()

@@ -60,6 +60,7 @@ from ..pst.props import (
     PR_ATTACHMENT_HIDDEN,
     PR_BODY,
     PR_CLIENT_SUBMIT_TIME,
+    PR_CONTENT_COUNT,
     PR_CONVERSATION_INDEX,
     PR_CONVERSATION_TOPIC,
     PR_DISPLAY_NAME,
@@ -226,15 +227,28 @@ def list_folders(reader: ItemReader) -> tuple[list[FolderInfo], list[dict[str, A
 
     def walk(nid: int, names: tuple[str, ...]) -> None:
         path = "/".join(names)
+        # the contents and the hierarchy table separately: one unreadable table must not
+        # hide what the other reaches (a folder's messages, or its subfolders and theirs)
         try:
             messages = tuple(table(nid, NID_TYPE_CONTENTS_TABLE))
-            children = table(nid, NID_TYPE_HIERARCHY_TABLE)
         except CorruptPstError as exc:
             if nid == NID_ROOT_FOLDER:  # nothing below it can be reached: not an empty mailbox, a broken file
                 raise CorruptPstError(f"{exc} (the root folder's tables: the file's B-trees are damaged)") from exc
-            failures.append({"folder_path": path, "node_id": nid, "error": str(exc)})
-            return
-        folders.append(FolderInfo(path, nid, messages))
+            # its items are lost: count them (the folder's own PR_CONTENT_COUNT says how
+            # many) so that the counts still add up to what the file holds
+            failures.append({"folder_path": path, "node_id": nid, "error": str(exc),
+                             "items": _content_count(pst, nid)})
+            messages = None
+        try:
+            children = table(nid, NID_TYPE_HIERARCHY_TABLE)
+        except CorruptPstError as exc:
+            if nid == NID_ROOT_FOLDER:
+                raise CorruptPstError(f"{exc} (the root folder's tables: the file's B-trees are damaged)") from exc
+            failures.append({"folder_path": path, "node_id": nid, "error": f"subfolders unreadable: {exc}",
+                             "items": None})  # what its subfolders held cannot be known
+            children = []
+        if messages is not None:
+            folders.append(FolderInfo(path, nid, messages))
         for child in children:
             if child & 0x1F != NID_TYPE_NORMAL_FOLDER:
                 continue  # search folders hold links to messages filed elsewhere
@@ -299,6 +313,15 @@ def decide_codepage(reader: ItemReader, folders: list[FolderInfo], override: int
         best = max(votes.values())
         return min(cp for cp, n in votes.items() if n == best), "messages"
     return 1252, "default"
+
+
+def _content_count(pst: PstReader, nid: int) -> int | None:
+    """How many items folder *nid* says it holds (PR_CONTENT_COUNT), None when unreadable too."""
+    try:
+        return Props(pst.raw_properties(pst.node(nid), frozenset((PR_CONTENT_COUNT,)))).int(  # type: ignore[arg-type]
+            PR_CONTENT_COUNT)
+    except CorruptPstError:
+        return None
 
 
 # --- property access -------------------------------------------------------------------

@@ -224,15 +224,20 @@ def extract(
         objects = _inventory(stage, merger.entries(), results)
         timings["merge"] = time.perf_counter() - t
 
-        errors = sum(r.errors for r in results) + len(folder_failures)
+        # an unreadable folder: as many error items as it said it held (one when that is
+        # unknowable too, counted again in folders_unreadable)
+        lost = sum(f["items"] if f.get("items") is not None else 1 for f in folder_failures)
+        errors = sum(r.errors for r in results) + lost
         counts = {
             "folders": len(folders),
-            "items_seen": sum(r.items_seen for r in results) + len(folder_failures),
+            "items_seen": sum(r.items_seen for r in results) + lost,
             "emails": sum(r.emails for r in results),
             "attachments": sum(r.attachments for r in results),
             "errors": errors,
             "warnings": sum(r.warnings for r in results),
             "attachment_objects": sum(1 for k in objects if k.startswith("attachments/")),
+            "folders_unreadable": sum(1 for f in folder_failures if "items" in f),
+            "folders_uncounted": sum(1 for f in folder_failures if "items" in f and f["items"] is None),
         }
         if counts["items_seen"] != counts["emails"] + counts["errors"]:
             raise RuntimeError(f"counts do not reconcile: {counts}")  # a bug, never bad input
@@ -393,7 +398,8 @@ class _Merger:
                 self.files["errors.ndjson"].write(orjson.dumps({
                     "pst_file_id": pst_file_id, "severity": "error", "kind": "folder",
                     "folder_path": failure["folder_path"], "item_index": None, "email_id": None, "ordinal": None,
-                    "reason": failure["error"]}) + b"\n")
+                    "reason": failure["error"] + (f" ({failure['items']} items lost)" if failure.get("items") else "")})
+                    + b"\n")
             self.parquet = ParquetMerger(stage / "emails.parquet", EMAIL_COLUMNS)
         except OSError as exc:
             raise StorageError(f"{stage}: writing the output failed: {exc.strerror or exc}") from exc

@@ -211,7 +211,8 @@ def test_an_unreadable_folder_counts_the_items_it_held(tmp_path: Path) -> None:
     assert m.counts["items_seen"] == m.counts["emails"] + m.counts["errors"]
     assert m.counts["folders_unreadable"] == 1 and m.counts["folders_uncounted"] == 0
     errors = [json.loads(line) for line in (tmp_path / "bad" / "pst-v2" / m.pst_file_id / "errors.ndjson").open()]
-    assert [e["kind"] for e in errors] == ["folder"] and f"({lost} items lost)" in errors[0]["reason"]
+    assert [e["kind"] for e in errors] == ["folder"] * lost  # one row per lost item, as counted
+    assert [e["item_index"] for e in errors] == list(range(lost)) and "checksum" in errors[0]["reason"]
 
 
 def _folder_nids(pst: Path) -> list[tuple[int, str]]:

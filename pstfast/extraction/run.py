@@ -395,11 +395,14 @@ class _Merger:
             self.files["emails.csv.gz"].write(csv_header_member(EMAIL_FIELDS))
             self.files["attachments.csv.gz"].write(csv_header_member(ATTACHMENT_FIELDS))
             for failure in folder_failures:
-                self.files["errors.ndjson"].write(orjson.dumps({
-                    "pst_file_id": pst_file_id, "severity": "error", "kind": "folder",
-                    "folder_path": failure["folder_path"], "item_index": None, "email_id": None, "ordinal": None,
-                    "reason": failure["error"] + (f" ({failure['items']} items lost)" if failure.get("items") else "")})
-                    + b"\n")
+                # one error row per item counted: a folder whose contents are unreadable has
+                # one for each item it said it held (they have no ids: their index instead)
+                indexes: list[int | None] = list(range(failure["items"])) if failure.get("items") else [None]
+                for index in indexes:
+                    self.files["errors.ndjson"].write(orjson.dumps({
+                        "pst_file_id": pst_file_id, "severity": "error", "kind": "folder",
+                        "folder_path": failure["folder_path"], "item_index": index, "email_id": None,
+                        "ordinal": None, "reason": failure["error"]}) + b"\n")
             self.parquet = ParquetMerger(stage / "emails.parquet", EMAIL_COLUMNS)
         except OSError as exc:
             raise StorageError(f"{stage}: writing the output failed: {exc.strerror or exc}") from exc

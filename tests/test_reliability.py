@@ -224,3 +224,13 @@ def _folder_nids(pst: Path) -> list[tuple[int, str]]:
         return [(f.node_id, f.folder_path) for f in folders]
     finally:
         reader.close()
+
+
+def test_loading_an_extract_made_without_a_project_is_one_clear_refusal(good: Path, tmp_path: Path, pg_dsn: str,
+                                                                       capsys) -> None:
+    pstfast.extract(good, tmp_path, pst_file_id="np1", workers=1, progress=False)  # no project_id
+    with pytest.raises(pstfast.ManifestError, match="extract it again with --project-id"):
+        pstfast.load(tmp_path, "np1", pg_dsn, project_id="p1")
+    assert main(["pipeline", "stage", "load", "--pst-file-id", "np1", "--project-id", "p1", "--out", str(tmp_path),
+                 "--db", pg_dsn]) == 65
+    assert "extracted without a project id" in capsys.readouterr().err

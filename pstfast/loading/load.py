@@ -56,7 +56,7 @@ from ..db.connect import (
     translate_errors,
 )
 from ..db.migrate import apply_migrations
-from ..errors import InputError, ManifestError, UsageError
+from ..errors import InputError, ManifestError
 from ..manifest import Manifest, read_manifest
 from ..pipeline.stagelog import mark_failed, register_pst_file, set_status
 
@@ -260,9 +260,11 @@ def load(
         raise ManifestError(f"{prefix}manifest.json is for pst_file_id {manifest.pst_file_id!r}, not {pst_file_id!r}")
     if project_id and manifest.project_id and manifest.project_id != project_id:
         raise ManifestError(f"{prefix}manifest.json is for project {manifest.project_id!r}, not {project_id!r}")
+    if not manifest.project_id:
+        # its rows carry no project: whatever the size, refuse before copying anything
+        raise ManifestError(f"{prefix}: extracted without a project id, so its rows name none: extract it again "
+                            "with --project-id")
     project = project_id or manifest.project_id
-    if not project:
-        raise UsageError(f"{prefix}: the manifest names no project: pass --project-id")
     toast = config.toast_compression()
     dsn = resolve_dsn(db)
     with connection(dsn) as conn:

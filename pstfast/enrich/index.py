@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -36,10 +37,14 @@ from ..pipeline.stagelog import register_pst_file, set_status, stage_prefix
 if TYPE_CHECKING:
     from ..db.connect import Database
 
+log = logging.getLogger(__name__)
+
 BACKENDS = ("postgres", "opensearch")
 CHUNK_BYTES = 10 * 1024 * 1024
 #: body characters sent to OpenSearch per document (its default http.max_content_length is 100 MB)
 BODY_CHARS = 1_000_000
+#: warnings listed one by one in the stage manifest (the counts give the total)
+MAX_WARNINGS = 20
 
 _DOC_SQL = """
 SELECT email_id, project_id, pst_file_id, parent_email_id, folder_path, message_class,
@@ -64,6 +69,10 @@ class IndexResult:
     seconds: float
     bulk_files: list[str] = field(default_factory=list)
     bulk_bytes: int = 0
+    #: entries (postgres) or documents (opensearch) with a field cut to fit the index
+    cut_entries: int = 0
+    #: what the stage manifest lists under ``warnings``: cut entries, rejected documents
+    warnings: list[str] = field(default_factory=list)
 
 
 def index_name(project_id: str) -> str:
@@ -151,6 +160,23 @@ def send_bulk(url: str, actions: Iterable[dict[str, Any]]) -> int:
     return done
 
 
+def _cut_text(cut: dict[str, list[int]]) -> str:
+    return ", ".join(f"{name} {kept:,} of {total:,} characters" for name, (kept, total) in cut.items())
+
+
+def cut_warnings(conn: Any, project_id: str, pst_file_id: str, limit: int = MAX_WARNINGS) -> tuple[int, list[str]]:
+    """How many of the PST's search entries were cut to fit a tsvector, and a warning for
+    each of the first *limit* (by email_id) naming the fields cut."""
+    rows = conn.execute(sql_text("index_cuts.sql"),
+                        {"project_id": project_id, "pst_file_id": pst_file_id, "limit": limit}).fetchall()
+    entries = int(rows[0][0]) if rows else 0
+    warnings = [f"email {email_id}: search entry cut to fit a tsvector (1 MB): {_cut_text(cut)}"
+                for _, email_id, _subject, cut in rows]
+    if entries > len(warnings):
+        warnings.append(f"... and {entries - len(warnings):,} more search entries cut (email_search.cut)")
+    return entries, warnings
+
+
 def fill_search_vectors(db: Database, project_id: str, pst_file_id: str, parts: int | None = None) -> int:
     """Compute the missing search vectors of one PST on *parts* connections at once (each
     its own transaction over a disjoint part of the rows; a part that fails leaves its rows
@@ -198,8 +224,12 @@ def index(
                 row = conn.execute(sql_text("index_finish.sql"),
                                    {"project_id": project, "pst_file_id": pst_file_id}).fetchone()
                 count = int(row[0]) if row else 0
+                cut, warnings = cut_warnings(conn, project, pst_file_id)
                 set_status(conn, pst_file_id, "indexed")
-            return IndexResult(pst_file_id, project, backend, count, round(time.perf_counter() - t0, 6))
+            for warning in warnings:
+                log.warning("index %s: %s", pst_file_id, warning)
+            return IndexResult(pst_file_id, project, backend, count, round(time.perf_counter() - t0, 6),
+                               cut_entries=cut, warnings=warnings)
 
         with conn.transaction():
             names, size = write_bulk_files(

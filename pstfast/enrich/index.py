@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -36,15 +37,29 @@ from ..pipeline.stagelog import register_pst_file, set_status, stage_prefix
 if TYPE_CHECKING:
     from ..db.connect import Database
 
+log = logging.getLogger(__name__)
+
 BACKENDS = ("postgres", "opensearch")
 CHUNK_BYTES = 10 * 1024 * 1024
-#: body characters sent to OpenSearch per document (its default http.max_content_length is 100 MB)
+#: body characters sent to OpenSearch per document: its index.highlight.max_analyzed_offset
+#: (highlighting refuses longer fields); its http.max_content_length is 100 MB
 BODY_CHARS = 1_000_000
+#: characters of the other fields per document, as for a PostgreSQL search entry
+#: (008_search_limits.sql); recipients are kept whole, in order, while they fit
+SUBJECT_CHARS = 10_000
+SENDER_CHARS = 10_000
+RECIPIENT_CHARS = 1_000_000
+#: item statuses of a bulk response worth another try (the stage retries); any other
+#: failed item is a document the server rejected (a mapping conflict, a bad value)
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+#: warnings listed one by one in the stage manifest (the counts give the total)
+MAX_WARNINGS = 20
 
 _DOC_SQL = """
 SELECT email_id, project_id, pst_file_id, parent_email_id, folder_path, message_class,
        internet_message_id, subject, sender_name, sender_email, "to", cc, bcc, sent_at,
-       received_at, left(body_text, %(body_chars)s) AS body_text, attachment_count, importance,
+       received_at, left(body_text, %(body_chars)s) AS body_text, length(body_text) AS body_chars,
+       attachment_count, importance,
        content_hash, thread_id, thread_parent_id, thread_position, duplicate_of,
        duplicate_pst_file_ids
   FROM email_messages
@@ -64,6 +79,12 @@ class IndexResult:
     seconds: float
     bulk_files: list[str] = field(default_factory=list)
     bulk_bytes: int = 0
+    #: entries (postgres) or documents (opensearch) with a field cut to fit the index
+    cut_entries: int = 0
+    #: documents the OpenSearch server refused (a mapping conflict, a bad value): not indexed
+    rejected: int = 0
+    #: what the stage manifest lists under ``warnings``: cut entries, rejected documents
+    warnings: list[str] = field(default_factory=list)
 
 
 def index_name(project_id: str) -> str:
@@ -81,14 +102,72 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def documents(conn: Any, project_id: str, pst_file_id: str) -> Iterator[dict[str, Any]]:
-    """One JSON-ready document per email of the PST, in email_id order (streamed)."""
+def _cut_list(values: list[str], budget: int) -> tuple[list[str], int, int]:
+    """The leading *values* whose lengths (plus one separator each) fit in *budget*
+    characters; with the characters kept and the characters there were."""
+    kept: list[str] = []
+    used = total = 0
+    full = False
+    for value in values:
+        size = len(value) + 1
+        total += size
+        full = full or used + size > budget
+        if not full:
+            kept.append(value)
+            used += size
+    return kept, used, total
+
+
+def cut_fields(doc: dict[str, Any]) -> dict[str, list[int]] | None:
+    """Cut *doc*'s fields in place to the limits above (the body is already cut by the
+    query, which gives its length as ``body_chars``); returns what was cut as
+    ``{field: [characters kept, characters]}`` (the shape of ``email_search.cut``), or None."""
+    cut: dict[str, list[int]] = {}
+    body_chars = doc.pop("body_chars", None)
+    subject = doc.get("subject")
+    if isinstance(subject, str) and len(subject) > SUBJECT_CHARS:
+        cut["subject"] = [SUBJECT_CHARS, len(subject)]
+        doc["subject"] = subject[:SUBJECT_CHARS]
+    sender_total = sum(len(doc.get(k) or "") for k in ("sender_name", "sender_email"))
+    if any(len(doc.get(k) or "") > SENDER_CHARS for k in ("sender_name", "sender_email")):
+        for key in ("sender_name", "sender_email"):
+            if doc.get(key):
+                doc[key] = doc[key][:SENDER_CHARS]
+        cut["sender"] = [sum(len(doc.get(k) or "") for k in ("sender_name", "sender_email")), sender_total]
+    budget, kept_chars, total_chars = RECIPIENT_CHARS, 0, 0
+    for key in ("to", "cc", "bcc"):
+        values = doc.get(key)
+        if isinstance(values, list):
+            kept, used, total = _cut_list(values, budget)
+            doc[key] = kept
+            budget -= used
+            kept_chars += used
+            total_chars += total
+    if kept_chars < total_chars:
+        cut["recipients"] = [kept_chars, total_chars]
+    if isinstance(body_chars, int) and body_chars > len(doc.get("body_text") or ""):
+        cut["body"] = [len(doc.get("body_text") or ""), body_chars]
+    return cut or None
+
+
+def documents(
+    conn: Any, project_id: str, pst_file_id: str, cuts: list[tuple[str, dict[str, list[int]]]] | None = None
+) -> Iterator[dict[str, Any]]:
+    """One JSON-ready document per email of the PST, in email_id order (streamed), each field
+    cut to its limit (:func:`cut_fields`; a cut document carries ``cut``, and is appended
+    to *cuts* as (email_id, cut) when given)."""
     with conn.cursor(name="pstfast_index_docs") as cur:
         cur.itersize = 2000
         cur.execute(_DOC_SQL, {"project_id": project_id, "pst_file_id": pst_file_id, "body_chars": BODY_CHARS})
         names = [d.name for d in cur.description]
         for row in cur:
-            yield {name: _jsonable(value) for name, value in zip(names, row)}
+            doc = {name: _jsonable(value) for name, value in zip(names, row)}
+            cut = cut_fields(doc)
+            if cut:
+                doc["cut"] = cut
+                if cuts is not None:
+                    cuts.append((str(doc["email_id"]), cut))
+            yield doc
 
 
 def bulk_actions(docs: Iterable[dict[str, Any]], index: str) -> Iterator[dict[str, Any]]:
@@ -130,25 +209,87 @@ def write_bulk_files(root: str | os.PathLike[str], pst_file_id: str, chunks: Ite
     return [f["name"] for f in files], total
 
 
-def send_bulk(url: str, actions: Iterable[dict[str, Any]]) -> int:
-    """Send *actions* to OpenSearch at *url* with ``streaming_bulk``; returns documents indexed."""
+@dataclass
+class BulkOutcome:
+    """What the server did with the documents of one send."""
+
+    indexed: int
+    #: (email_id, "<error type>: <reason>") of each document the server refused
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _item_error(item: dict[str, Any]) -> tuple[str, int, str]:
+    """(_id, status, "type: reason") of one failed ``streaming_bulk`` item (never its data)."""
+    info: dict[str, Any] = next(iter(item.values()), {}) if item else {}
+    error = info.get("error")
+    if isinstance(error, dict):
+        reason = f"{error.get('type')}: {error.get('reason')}"
+    else:
+        reason = str(error or info.get("exception") or "unknown error")
+    return str(info.get("_id")), int(info.get("status") or 0), reason[:500]
+
+
+def send_bulk(url: str, actions: Iterable[dict[str, Any]], index: str | None = None) -> BulkOutcome:
+    """Send *actions* to OpenSearch at *url* with ``streaming_bulk`` (429s retried), then
+    refresh *index* so what was sent is searchable when this returns.
+
+    A document the server refuses (status 4xx: a mapping conflict, a value it cannot
+    parse) is returned in :attr:`BulkOutcome.rejected`: sending it again would not help.
+
+    Raises:
+        TransientError: the server could not be reached, refused a whole request, or
+            answered an item with 429/5xx after the retries (the stage retry sends all
+            again; documents are indexed by email_id, so that is idempotent).
+    """
     from ..extras import require
 
     OpenSearch = require("opensearchpy", "the OpenSearch index backend").OpenSearch
-    from opensearchpy.exceptions import ConnectionError as OsConnectionError
     from opensearchpy.exceptions import TransportError
-    from opensearchpy.helpers import BulkIndexError, streaming_bulk
+    from opensearchpy.helpers import streaming_bulk
 
     client = OpenSearch(hosts=[url], timeout=60)
-    done = 0
+    outcome = BulkOutcome(0)
+    retryable: list[tuple[str, int, str]] = []
     try:
         for ok, item in streaming_bulk(
-            client, actions, chunk_size=10_000, max_chunk_bytes=CHUNK_BYTES, max_retries=3, raise_on_error=True
+            client, actions, chunk_size=10_000, max_chunk_bytes=CHUNK_BYTES, max_retries=3,
+            raise_on_error=False, raise_on_exception=True,
         ):
-            done += 1 if ok else 0
-    except (OsConnectionError, BulkIndexError, TransportError) as exc:
-        raise TransientError(f"OpenSearch bulk to {url} failed after {done} documents: {exc}") from exc
-    return done
+            if ok:
+                outcome.indexed += 1
+                continue
+            doc_id, status, reason = _item_error(item)
+            if status in _RETRYABLE_STATUS or status == 0:
+                retryable.append((doc_id, status, reason))
+            else:
+                outcome.rejected.append((doc_id, reason))
+        if index is not None:
+            client.indices.refresh(index=index)
+    except TransportError as exc:  # ConnectionError (unreachable) is one
+        raise TransientError(f"OpenSearch bulk to {url} failed after {outcome.indexed} documents: "
+                             f"{type(exc).__name__}: {str(exc)[:500]}") from exc
+    if retryable:
+        doc_id, status, reason = retryable[0]
+        raise TransientError(f"OpenSearch bulk to {url}: {len(retryable)} document(s) not indexed, e.g. {doc_id} "
+                             f"(status {status}: {reason})")
+    return outcome
+
+
+def _cut_text(cut: dict[str, list[int]]) -> str:
+    return ", ".join(f"{name} {kept:,} of {total:,} characters" for name, (kept, total) in cut.items())
+
+
+def cut_warnings(conn: Any, project_id: str, pst_file_id: str, limit: int = MAX_WARNINGS) -> tuple[int, list[str]]:
+    """How many of the PST's search entries were cut to fit a tsvector, and a warning for
+    each of the first *limit* (by email_id) naming the fields cut."""
+    rows = conn.execute(sql_text("index_cuts.sql"),
+                        {"project_id": project_id, "pst_file_id": pst_file_id, "limit": limit}).fetchall()
+    entries = int(rows[0][0]) if rows else 0
+    warnings = [f"email {email_id}: search entry cut to fit a tsvector (1 MB): {_cut_text(cut)}"
+                for _, email_id, _subject, cut in rows]
+    if entries > len(warnings):
+        warnings.append(f"... and {entries - len(warnings):,} more search entries cut (email_search.cut)")
+    return entries, warnings
 
 
 def fill_search_vectors(db: Database, project_id: str, pst_file_id: str, parts: int | None = None) -> int:
@@ -198,14 +339,31 @@ def index(
                 row = conn.execute(sql_text("index_finish.sql"),
                                    {"project_id": project, "pst_file_id": pst_file_id}).fetchone()
                 count = int(row[0]) if row else 0
+                cut, warnings = cut_warnings(conn, project, pst_file_id)
                 set_status(conn, pst_file_id, "indexed")
-            return IndexResult(pst_file_id, project, backend, count, round(time.perf_counter() - t0, 6))
+            for warning in warnings:
+                log.warning("index %s: %s", pst_file_id, warning)
+            return IndexResult(pst_file_id, project, backend, count, round(time.perf_counter() - t0, 6),
+                               cut_entries=cut, warnings=warnings)
 
+        name = index_name(project)
+        cuts: list[tuple[str, dict[str, list[int]]]] = []
         with conn.transaction():
             names, size = write_bulk_files(
-                root, pst_file_id, bulk_ndjson_chunks(bulk_actions(documents(conn, project, pst_file_id), index_name(project)))
+                root, pst_file_id, bulk_ndjson_chunks(bulk_actions(documents(conn, project, pst_file_id, cuts), name))
             )
         with conn.transaction():
-            sent = send_bulk(str(opensearch_url), bulk_actions(documents(conn, project, pst_file_id), index_name(project)))
+            sent = send_bulk(str(opensearch_url), bulk_actions(documents(conn, project, pst_file_id), name), name)
             set_status(conn, pst_file_id, "indexed")
-        return IndexResult(pst_file_id, project, backend, sent, round(time.perf_counter() - t0, 6), names, size)
+        warnings = [f"email {email_id}: document cut to the OpenSearch field limits: {_cut_text(cut)}"
+                    for email_id, cut in cuts[:MAX_WARNINGS]]
+        if len(cuts) > MAX_WARNINGS:
+            warnings.append(f"... and {len(cuts) - MAX_WARNINGS:,} more documents cut")
+        warnings += [f"email {email_id}: rejected by OpenSearch ({name}): {reason}"
+                     for email_id, reason in sent.rejected[:MAX_WARNINGS]]
+        if len(sent.rejected) > MAX_WARNINGS:
+            warnings.append(f"... and {len(sent.rejected) - MAX_WARNINGS:,} more documents rejected")
+        for warning in warnings:
+            log.warning("index %s: %s", pst_file_id, warning)
+        return IndexResult(pst_file_id, project, backend, sent.indexed, round(time.perf_counter() - t0, 6), names,
+                           size, cut_entries=len(cuts), rejected=len(sent.rejected), warnings=warnings)

@@ -114,6 +114,7 @@ def run_stage(
                            opensearch_url=opensearch_url)
         counts, timings = _numbers(result)
         run.counts.update(counts)
+        run.report.warnings.extend(str(w) for w in getattr(result, "warnings", None) or ())
         run.timings.update(timings)
         if run.report.project_id is None:
             run.report.project_id = getattr(result, "project_id", None)

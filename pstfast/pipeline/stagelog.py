@@ -56,6 +56,8 @@ class StageReport:
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     error_kind: str | None = None
+    #: what the stage did not fail on but a reviewer should know (e.g. a search entry cut to fit)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         """Pretty, key-sorted JSON bytes."""
@@ -257,7 +259,7 @@ class StageRun:
             emit(r)
         append_log(self.root, r.pst_file_id, r.stage, {
             "event": r.status, "attempt": r.attempt, "seconds": r.seconds, "counts": r.counts,
-            "error": r.error, "error_kind": r.error_kind,
+            "error": r.error, "error_kind": r.error_kind, **({"warnings": r.warnings} if r.warnings else {}),
         })
         if db_error is not None and exc is None:
             raise db_error

@@ -11,6 +11,7 @@ Nothing per-message crosses the process boundary.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,6 +101,7 @@ class ShardResult:
     compiled: bool = False  # read by the compiled path (the manifest says which path ran)
 
 
+log = logging.getLogger(__name__)
 _STATE: dict[str, Any] = {}
 RELEASE_EVERY = 256  # items between drops of the file pages a worker has touched (flat RSS)
 
@@ -150,7 +152,10 @@ def init_worker(pst_path: str, destination: Destination | None = None, reader: I
         while stack:
             folder = stack.pop()
             folders[folder.identifier] = folder
-            stack.extend(folder.get_sub_folder(i) for i in range(folder.number_of_sub_folders))
+            try:
+                stack.extend(folder.get_sub_folder(i) for i in range(folder.number_of_sub_folders))
+            except OSError as exc:  # a damaged hierarchy table: what libpff cannot reach is an error item
+                log.debug("libpff cannot list the subfolders of folder 0x%X: %s", folder.identifier, exc)
         _STATE["pypff_folders"] = folders
 
 
@@ -158,7 +163,10 @@ def _read_item(reader: ItemReader, ctx: WorkerContext, folder_nid: int, index: i
     """Item *index* of folder *folder_nid* (node *nid*), read by the context's reader."""
     if ctx.reader == "pstfast":
         return reader.read(reader.message(nid))
-    item = _STATE["pypff_folders"][folder_nid].get_sub_message(index)
+    folder = _STATE["pypff_folders"].get(folder_nid)
+    if folder is None:
+        raise ValueError(f"libpff cannot reach folder 0x{folder_nid:X} (its parent's subfolders are unreadable)")
+    item = folder.get_sub_message(index)
     if item.identifier != nid:  # the plan comes from the folder's contents table
         raise ValueError(f"libpff has node 0x{item.identifier:X} at index {index}, the contents table 0x{nid:X}")
     return reader.read(reader.pypff_item(item))

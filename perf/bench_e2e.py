@@ -82,13 +82,6 @@ def server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def dbs(server: str) -> Iterator[Databases]:
-    d = Databases(server)
-    yield d
-    d.drop_all()
-
-
-@pytest.fixture(scope="module")
 def psts() -> dict[int, corpus.BenchPst]:
     return {n: corpus.bench_pst(n) for n in SIZES}
 

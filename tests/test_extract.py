@@ -65,7 +65,8 @@ def _readpst_items(path: Path, tmp: Path) -> int:
     """Items readpst writes (one file per item with -S; attachments are N-name files)."""
     out = tmp / "readpst"
     out.mkdir()
-    subprocess.run(["readpst", "-D", "-S", "-q", "-o", str(out), str(path)], check=True,
+    # -j 0: readpst's forked workers share one file offset and now and then skip an item
+    subprocess.run(["readpst", "-j", "0", "-D", "-S", "-q", "-o", str(out), str(path)], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return sum(1 for p in out.rglob("*") if p.is_file() and p.name.isdigit())
 

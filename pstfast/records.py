@@ -58,6 +58,9 @@ EMAIL_COLUMNS: tuple[tuple[str, str], ...] = (
     # added with migration 006 (appended: the CSV column order is the COPY order)
     ("body_text_source", "text"),
     ("body_rtf", "text"),
+    # migration 009: Exchange DNs (sender_email and "to"/cc/bcc hold the SMTP addresses)
+    ("sender_x500", "text"),
+    ("recipient_x500", "text[]"),
 )
 
 ATTACHMENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -77,7 +80,7 @@ ATTACHMENT_COLUMNS: tuple[tuple[str, str], ...] = (
 
 EMAIL_FIELDS: tuple[str, ...] = tuple(name for name, _ in EMAIL_COLUMNS)
 ATTACHMENT_FIELDS: tuple[str, ...] = tuple(name for name, _ in ATTACHMENT_COLUMNS)
-#: list columns: objects ``{"name", "email"}`` in NDJSON, addresses in CSV/Parquet
+#: list columns: objects ``{"name", "email", "x500"}`` in NDJSON, addresses in CSV/Parquet
 ADDRESS_LIST_FIELDS = ("to", "cc", "bcc")
 ATTACHMENT_METHODS = ("by_value", "embedded_message", "ole", "reference")
 

@@ -41,6 +41,14 @@ def time(entries: dict[int, Any], prop_id: int) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _address(addrtype: str | None, address: str | None, smtp: str | None) -> dict[str, Any]:
+    """An address as stored: the SMTP address (None when an Exchange entry has none), the
+    Exchange DN when the address type is EX, and whether the item holds an SMTP address."""
+    if (addrtype or "").upper() == "EX":
+        return {"email": smtp, "x500": address, "smtp_known": smtp is not None}
+    return {"email": smtp or address, "x500": None, "smtp_known": True}
+
+
 def message(m: Any) -> dict[str, Any]:
     """The fields the synth truth holds, read from libpff."""
     p = props(m.get_record_set(0))
@@ -49,7 +57,8 @@ def message(m: Any) -> dict[str, Any]:
         for i in range(m.recipients.number_of_record_sets):
             r = props(m.recipients.get_record_set(i))
             kind = {1: "to", 2: "cc", 3: "bcc"}[r[0x0C15].data_as_integer]
-            recipients[kind].append({"name": text(r, 0x3001), "email": text(r, 0x3003)})
+            recipients[kind].append({"name": text(r, 0x3001), **_address(text(r, 0x3002), text(r, 0x3003),
+                                                                          text(r, 0x39FE))})
     attachments = []
     for i in range(m.number_of_attachments):
         a = m.get_attachment(i)
@@ -77,7 +86,7 @@ def message(m: Any) -> dict[str, Any]:
         "message_class": text(p, 0x001A),
         "subject": text(p, 0x0037),
         "sender_name": text(p, 0x0C1A),
-        "sender_email": text(p, 0x0C1F),
+        **{f"sender_{k}": v for k, v in _address(text(p, 0x0C1E), text(p, 0x0C1F), text(p, 0x5D01)).items()},
         **recipients,
         "sent_at": time(p, 0x0039),
         "received_at": time(p, 0x0E06),

@@ -137,7 +137,10 @@ def test_ansi_pst_and_embedded_message(tmp_path: Path) -> None:
     (att,) = _ndjson(prefix / "attachments.ndjson.gz")
     assert (att["email_id"], att["method"]) == (parent["email_id"], "embedded_message")
     assert parent["sender_email"] == "terrymah@microsoft.com"
-    assert parent["to"] == [{"name": "Terry Mahaffey", "email": "terrymah@microsoft.com"}]
+    # an Exchange recipient: the SMTP address, the DN kept beside it
+    assert parent["to"] == [{"name": "Terry Mahaffey", "email": "terrymah@microsoft.com",
+                             "x500": "/O=MICROSOFT/OU=Northamerica/cn=Recipients/cn=terrymah1"}]
+    assert parent["sender_x500"] == "/O=MICROSOFT/OU=NORTHAMERICA/CN=RECIPIENTS/CN=TERRYMAH1"
 
 
 @needs_corpus

@@ -11,7 +11,7 @@ import pytest
 import pstfast
 from pstfast import ids, storage
 
-FIELDS = ("folder_path", "message_class", "subject", "sender_name", "sender_email", "to", "cc", "bcc",
+FIELDS = ("folder_path", "message_class", "subject", "sender_name",
           "sent_at", "received_at", "transport_headers", "internet_message_id",
           "in_reply_to", "references", "conversation_index", "conversation_topic", "importance", "body_rtf")
 ATTACHMENT_FIELDS = ("ordinal", "filename", "mime_type", "size", "sha256", "content_id", "is_inline", "method",
@@ -35,11 +35,24 @@ def synth_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[d
     return json.loads(truth_path.read_text(encoding="utf-8")), emails, atts, prefix
 
 
-def _check(want: dict, got: dict, by_email: dict[str, list[dict]], children: dict[str, list[dict]]) -> int:
+def _address(email: str, x500: str | None, smtp_known: bool, resolvable: set[str]) -> str:
+    """The address a row must show: the SMTP address, unless the item stores only an Exchange
+    DN that no recipient row of the file pairs with one (DNs compare case-insensitively)."""
+    return email if smtp_known or (x500 or "").casefold() in resolvable else x500  # type: ignore[return-value]
+
+
+def _check(want: dict, got: dict, by_email: dict[str, list[dict]], children: dict[str, list[dict]],
+           resolvable: set[str]) -> int:
     """Compare one message (and, recursively, its embedded messages); returns rows checked."""
     for name in FIELDS:
         if name in want and not (name == "folder_path" and want[name] is None):
             assert got[name] == want[name], (want.get("key"), name)
+    assert got["sender_email"] == _address(want["sender_email"], want["sender_x500"], want["sender_smtp_known"],
+                                           resolvable), want.get("key")
+    assert got["sender_x500"] == want["sender_x500"]
+    for kind in ("to", "cc", "bcc"):
+        assert got[kind] == [{"name": r["name"], "email": _address(r["email"], r["x500"], r["smtp_known"], resolvable),
+                              "x500": r["x500"]} for r in want[kind]], (want.get("key"), kind)
     # the body a reviewer searches: PR_BODY exactly, else the HTML's or RTF's text (its words)
     source = want["expected_body_text_source"]
     assert got["body_text_source"] == source, want.get("key")
@@ -60,7 +73,7 @@ def _check(want: dict, got: dict, by_email: dict[str, list[dict]], children: dic
             child = kids[ids.embedded_email_id(got["email_id"], w["ordinal"])]
             assert child["parent_email_id"] == got["email_id"]
             assert child["folder_path"] == got["folder_path"]  # embedded rows carry their container's
-            rows += _check(w["message"], child, by_email, children)
+            rows += _check(w["message"], child, by_email, children, resolvable)
     return rows
 
 
@@ -80,7 +93,7 @@ def test_every_field_equals_the_truth(synth_output) -> None:
     for want in truth["messages"]:
         # the truth names each message's node id; the email_id contract derives from it
         got = by_id[ids.email_id(top[0]["pst_file_id"], want["nid"])]
-        checked += _check(want, got, by_email, children)
+        checked += _check(want, got, by_email, children, set(truth["exchange_resolvable"]))
     assert checked == len(emails)
     for a in atts:
         if a["sha256"]:

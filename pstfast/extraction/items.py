@@ -461,6 +461,13 @@ def _addr(addrtype: str | None, address: str | None) -> str | None:
     return None
 
 
+def _x500(addrtype: str | None, address: str | None) -> str | None:
+    """*address* when it is an Exchange DN (address type EX)."""
+    if address and (addrtype or "").upper() == "EX":
+        return address
+    return None
+
+
 @dataclass
 class Headers:
     """Transport headers parsed lazily: the fallback for absent MAPI properties."""
@@ -487,7 +494,7 @@ class Headers:
         value = self.get(name)
         if not value:
             return []
-        return [{"name": n or None, "email": a or None} for n, a in email.utils.getaddresses([value])]
+        return [{"name": n or None, "email": a or None, "x500": None} for n, a in email.utils.getaddresses([value])]
 
 
 # --- the two sources of items: pstfast's reader and pypff ------------------------------
@@ -627,6 +634,7 @@ class ReadAttachment:
     sha256: str | None
     message: ReadMessage | None
     reference: str | None = None  # the path or URL of a by-reference attachment
+    stored: bool = False  # its bytes are stored already and dropped from *data* (a deferred shard)
 
 
 @dataclass
@@ -647,7 +655,9 @@ class ReadMessage:
     conversation_topic: str | None
     subject: str | None
     sender_name: str | None
+    #: the SMTP address; the DN (== sender_x500) until exchange.resolve finds its address
     sender_email: str | None
+    sender_x500: str | None  # the sender's Exchange DN, when its address type is EX
     to: list[dict[str, str | None]]
     cc: list[dict[str, str | None]]
     bcc: list[dict[str, str | None]]
@@ -664,6 +674,8 @@ class ReadMessage:
     #: problems below the message: (ordinal or -1, "attachment" | "embedded_message" |
     #: "recipients", reason); the message itself was read
     problems: list[tuple[int, str, str]]
+    #: (Exchange DN, SMTP address) pairs the message holds: the input of exchange.build
+    address_pairs: list[tuple[str, str]]
 
 
 class ItemReader:
@@ -740,10 +752,16 @@ class ItemReader:
         headers = Headers(props.str(PR_TRANSPORT_MESSAGE_HEADERS))
 
         sender_name = props.str(PR_SENDER_NAME) or props.str(PR_SENT_REPRESENTING_NAME)
+        sender_smtp = props.str(PR_SENDER_SMTP_ADDRESS)
+        representing_smtp = props.str(PR_SENT_REPRESENTING_SMTP_ADDRESS)
+        sender_dn = _x500(props.str(PR_SENDER_ADDRTYPE), props.str(PR_SENDER_EMAIL_ADDRESS))
+        representing_dn = _x500(props.str(PR_SENT_REPRESENTING_ADDRTYPE), props.str(PR_SENT_REPRESENTING_EMAIL_ADDRESS))
+        pairs = [(dn, smtp) for dn, smtp in ((sender_dn, sender_smtp), (representing_dn, representing_smtp))
+                 if dn and smtp]
         sender_email = (
-            props.str(PR_SENDER_SMTP_ADDRESS)
+            sender_smtp
             or _addr(props.str(PR_SENDER_ADDRTYPE), props.str(PR_SENDER_EMAIL_ADDRESS))
-            or props.str(PR_SENT_REPRESENTING_SMTP_ADDRESS)
+            or representing_smtp
             or _addr(props.str(PR_SENT_REPRESENTING_ADDRTYPE), props.str(PR_SENT_REPRESENTING_EMAIL_ADDRESS))
         )
         if not sender_email:
@@ -751,12 +769,13 @@ class ItemReader:
             if header_from:
                 sender_email = header_from[0]["email"]
                 sender_name = sender_name or header_from[0]["name"]
-        if not sender_email:
+        if not sender_email:  # a DN (resolved later, from the whole file) or another address type
             sender_email = props.str(PR_SENDER_EMAIL_ADDRESS) or props.str(PR_SENT_REPRESENTING_EMAIL_ADDRESS)
+        sender_x500 = sender_dn or representing_dn
 
         problems: list[tuple[int, str, str]] = []
         try:
-            recipients = self._recipients(item, props.codec)
+            recipients = self._recipients(item, props.codec, pairs)
         except READ_ERRORS as exc:
             problems.append((-1, "recipients", f"recipient table unreadable: {_first_line(exc)}"))
             recipients = {"to": [], "cc": [], "bcc": []}
@@ -785,6 +804,7 @@ class ItemReader:
             subject=_unwrap_subject(props.str(PR_SUBJECT)) if PR_SUBJECT in props else headers.get("Subject"),
             sender_name=sender_name,
             sender_email=sender_email,
+            sender_x500=sender_x500,
             to=recipients["to"],
             cc=recipients["cc"],
             bcc=recipients["bcc"],
@@ -799,6 +819,7 @@ class ItemReader:
             importance=props.int(PR_IMPORTANCE),
             attachments=attachments,
             problems=problems,
+            address_pairs=pairs,
         )
 
     def _html(self, props: Props) -> str | None:
@@ -815,20 +836,22 @@ class ItemReader:
         codec = codec or "utf-8"
         return _no_nul(data.decode(codec, "replace").rstrip("\x00"))
 
-    def _recipients(self, item: Item, codec: str) -> dict[str, list[dict[str, str | None]]]:
+    def _recipients(self, item: Item, codec: str,
+                    pairs: list[tuple[str, str]]) -> dict[str, list[dict[str, str | None]]]:
+        """The recipient rows by kind; the (DN, SMTP) pairs of EX rows go to *pairs*."""
         out: dict[str, list[dict[str, str | None]]] = {"to": [], "cc": [], "bcc": []}
         for values in item.recipient_values():
             props = Props(values, codec)
             kind = RECIPIENT_KINDS.get((props.int(PR_RECIPIENT_TYPE) or 1) & 0x0F)
             if kind is None:
                 continue
-            address = (
-                props.str(PR_SMTP_ADDRESS)
-                or _addr(props.str(PR_ADDRTYPE), props.str(PR_EMAIL_ADDRESS))
-                or props.str(PR_EMAIL_ADDRESS)
-            )
+            addrtype, smtp = props.str(PR_ADDRTYPE), props.str(PR_SMTP_ADDRESS)
+            dn = _x500(addrtype, props.str(PR_EMAIL_ADDRESS))
+            if dn and smtp:
+                pairs.append((dn, smtp))
+            address = smtp or _addr(addrtype, props.str(PR_EMAIL_ADDRESS)) or props.str(PR_EMAIL_ADDRESS)
             name = props.str(PR_DISPLAY_NAME) or props.str(PR_RECIPIENT_DISPLAY_NAME)
-            out[kind].append({"name": name, "email": address})
+            out[kind].append({"name": name, "email": address, "x500": dn})
         return out
 
     def _attachments(self, item: Item, codec: str, depth: int) -> tuple[list[ReadAttachment], list[tuple[int, str, str]]]:

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import (
     Future,
@@ -38,6 +39,7 @@ from ..errors import InputError, StorageError, UsageError, WorkerDiedError
 from ..log import Progress
 from ..manifest import MANIFEST_NAME, Manifest, write_manifest
 from ..records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS
+from . import exchange
 from .items import (
     ItemReader,
     check_signature,
@@ -61,6 +63,7 @@ from .worker import (
     part_path,
     read_shard,
     run_shards,
+    write_deferred,
     write_shard,
 )
 from .writers import ParquetMerger, csv_header_member, gzip_bytes
@@ -200,7 +203,7 @@ def extract(
             bar = Progress(sum(s.items for s in shards), enabled=progress is not False)
             merger = _Merger(parts, stage, folder_failures, pst_file_id)
             with few_collections():
-                results = _run(ctx, shards, bar, merger, futures, preread)
+                results = _run(ctx, shards, bar, merger, futures, preread, pool)
             bar.close()
             timings["extract"] = time.perf_counter() - t
             pst_input = _Input(local, *hashing.result(), name)  # for the manifest only, given an id
@@ -336,26 +339,52 @@ def _tasks(shards: Sequence[Shard], n_workers: int) -> list[list[Shard]]:
 
 
 def _run(ctx: WorkerContext, shards: Sequence[Shard], bar: Progress, merger: _Merger,
-         futures: dict[Future[list[ShardResult]], list[Shard]], preread: dict[int, ShardRead]) -> list[ShardResult]:
-    """Collect the tasks submitted to the pool (*futures*), or run the shards in this process
-    (the ones in *preread* already read); merge finished shards in shard order meanwhile."""
+         futures: dict[Future[list[ShardResult]], list[Shard]], preread: dict[int, ShardRead],
+         pool: ProcessPoolExecutor | None) -> list[ShardResult]:
+    """Collect the tasks submitted to *pool* (*futures*), or run the shards in this process
+    (the ones in *preread* already read); merge finished shards in shard order meanwhile.
+
+    A shard with Exchange DNs to resolve comes back deferred (read, not written); once every
+    shard is read, the file's address map is known and those shards are written with it (see
+    :mod:`.exchange`). Shards after a deferred one are merged after it."""
     results: dict[int, ShardResult] = {}
+    merged = 0
+
+    def merge_ready() -> None:
+        nonlocal merged
+        while merged < len(shards) and merged in results and not results[merged].deferred:
+            merger.add(merged)
+            merged += 1
+
     try:
         if not futures:
             for shard in shards:
                 read = preread.pop(shard.index) if shard.index in preread else read_shard(ctx, shard)
                 results[shard.index] = write_shard(ctx, shard, read)
                 bar.update(shard.items)
-                merger.add(shard.index)
+                merge_ready()
         else:
-            merged = 0
             for future in as_completed(futures):
                 for result in future.result():
                     results[result.index] = result
                 bar.update(sum(shard.items for shard in futures[future]))
-                while merged < len(shards) and merged in results:  # the main process merges meanwhile
-                    merger.add(merged)
-                    merged += 1
+                merge_ready()  # the main process merges while the workers read
+        deferred = [shard for shard in shards if results[shard.index].deferred]
+        if deferred:
+            pairs: exchange.Pairs = sum((r.address_pairs for r in results.values()), Counter())
+            address_map = exchange.build(pairs)
+            log.info("extract: %d of %d shards hold Exchange addresses to resolve (%d DNs mapped); "
+                     "writing them with the file's map", len(deferred), len(shards), len(address_map))
+            maps = {shard.index: exchange.subset(address_map, results[shard.index].needs) for shard in deferred}
+            if pool is None:
+                for result in write_deferred(ctx, [(shard, maps[shard.index]) for shard in deferred]):
+                    results[result.index] = result
+            else:
+                again = [pool.submit(write_deferred, ctx, [(shard, maps[shard.index])]) for shard in deferred]
+                for future in as_completed(again):
+                    for result in future.result():
+                        results[result.index] = result
+            merge_ready()
     except BrokenProcessPool as exc:
         # the OOM killer or a SIGKILL, not the file: a retry on a roomier host can succeed
         raise WorkerDiedError(f"{ctx.pst_path}: an extract worker process died ({exc}); retry, "

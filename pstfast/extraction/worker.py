@@ -13,6 +13,8 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import pickle
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -30,6 +32,7 @@ from ..records import (
     clean_text,
     format_timestamp,
 )
+from . import exchange
 from .items import ItemReader, ReadMessage, open_pypff
 from .plan import Shard
 from .pool import die_with_parent
@@ -99,6 +102,11 @@ class ShardResult:
     warnings: int = 0
     objects: dict[str, int] = field(default_factory=dict)  # sha256 -> size
     compiled: bool = False  # read by the compiled path (the manifest says which path ran)
+    #: Exchange (DN key, SMTP) pairs the shard holds, and the DN keys its rows need resolved
+    address_pairs: exchange.Pairs = field(default_factory=Counter)
+    needs: set[str] = field(default_factory=set)
+    #: read but not written: its rows need the file's address map (write it again with it)
+    deferred: bool = False
 
 
 log = logging.getLogger(__name__)
@@ -176,7 +184,8 @@ def _read_item(reader: ItemReader, ctx: WorkerContext, folder_nid: int, index: i
 #: needs the destination, so the worker keeps reading while the input is still being hashed
 PREREAD_SHARDS = 2
 
-ShardRead = list[tuple[str, int, int, ReadMessage | Exception]]  # (folder, index, nid, item or its failure)
+#: (folder, index, nid, the item or its failure: an exception, or its reason once deferred)
+ShardRead = list[tuple[str, int, int, ReadMessage | Exception | str]]
 
 
 def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
@@ -197,15 +206,28 @@ def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
     return read
 
 
-def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead) -> ShardResult:
+def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead,
+                address_map: exchange.AddressMap | None = None) -> ShardResult:
     """Turn the items :func:`read_shard` read into the shard's part files; returns the counters.
-    *ctx* must be complete (pst_file_id and attachments folder known)."""
+    *ctx* must be complete (pst_file_id and attachments folder known).
+
+    Without *address_map*, a shard with Exchange DNs to resolve is not written but kept for
+    :func:`write_deferred`: its result is ``deferred`` and says what it needs (see
+    :mod:`.exchange`); with it, they are resolved."""
     result = ShardResult(shard.index, items_seen=len(read), compiled=_STATE["reader"].compiled is not None)
+    messages = [m for _, _, _, m in read if isinstance(m, ReadMessage)]
+    result.address_pairs, result.needs = exchange.scan(messages)
+    if result.needs:
+        if address_map is None:
+            _defer(ctx, shard, read, messages)
+            result.deferred = True
+            return result
+        exchange.resolve(messages, address_map)
     emails: list[dict[str, Any]] = []
     attachments: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     for folder_path, index, nid, message in read:
-        if isinstance(message, Exception):
+        if not isinstance(message, ReadMessage):  # its failure (a reason, once deferred)
             errors.append(_error(ctx, folder_path, index, None, None, "item", message))
             result.errors += 1
             continue
@@ -219,9 +241,34 @@ def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead) -> ShardResul
     return result
 
 
+def _defer(ctx: WorkerContext, shard: Shard, read: ShardRead, messages: list[ReadMessage]) -> None:
+    """Keep what the shard read in a scratch file until the address map is known: its
+    attachments' bytes are stored now (their names do not depend on the map) and dropped."""
+    for msg in exchange.walk(messages):
+        for att in msg.attachments:
+            if att.data is not None and att.sha256:
+                _store_blob(ctx, att.sha256, att.data)
+                att.data, att.stored = None, True
+    kept = [(f, i, n, _reason(m) if isinstance(m, Exception) else m) for f, i, n, m in read]
+    with open(part_path(ctx.parts_dir, shard.index, "deferred.pickle"), "wb") as handle:
+        pickle.dump(kept, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def write_deferred(ctx: WorkerContext, shards: list[tuple[Shard, exchange.AddressMap]]) -> list[ShardResult]:
+    """A pool task: write shards :func:`write_shard` deferred, each with its part of the map."""
+    results = []
+    for shard, address_map in shards:
+        path = part_path(ctx.parts_dir, shard.index, "deferred.pickle")
+        with open(path, "rb") as handle:
+            read: ShardRead = pickle.load(handle)  # noqa: S301 - this extract's own scratch file
+        path.unlink()
+        results.append(write_shard(ctx, shard, read, address_map))
+    return results
+
+
 def run_shards(ctx: WorkerContext, shards: list[Shard]) -> list[ShardResult]:
     """A pool task: read every shard, then, once the destination is published (when *ctx*
-    lacks it), write each one's part files."""
+    lacks it), write each one's part files (or defer it: see :func:`write_shard`)."""
     reads = [read_shard(ctx, shard) for shard in shards]
     if not ctx.attachments_dir:  # known only once the output folder is ready (after the hash)
         ctx = _STATE["destination"].complete(ctx)
@@ -230,9 +277,14 @@ def run_shards(ctx: WorkerContext, shards: list[Shard]) -> list[ShardResult]:
 
 def _error(ctx: WorkerContext, folder_path: str, index: int, email_id: str | None, ordinal: int | None,
            kind: str, exc: BaseException | str, severity: str = "error") -> dict[str, Any]:
-    reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    reason = exc if isinstance(exc, str) else _reason(exc)
     return {"pst_file_id": ctx.pst_file_id, "severity": severity, "kind": kind, "folder_path": folder_path,
             "item_index": index, "email_id": email_id, "ordinal": ordinal, "reason": clean_text(reason)}
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str | None, folder_path: str,
@@ -272,6 +324,8 @@ def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str
         "extractor_version": ctx.extractor_version,
         "body_text_source": msg.body_text_source,
         "body_rtf": msg.body_rtf,
+        "sender_x500": msg.sender_x500,
+        "recipient_x500": [e["x500"] for kind in (msg.to, msg.cc, msg.bcc) for e in kind if e.get("x500")],
         "_depth": depth,
         "_children": [],  # (ordinal, child row) of embedded messages
         "_att_sha": [],
@@ -288,10 +342,11 @@ def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str
             result.warnings += 1
     for att in msg.attachments:
         storage_key = None
-        if att.data is not None and att.sha256:
+        if att.sha256 and (att.data is not None or att.stored):
             storage_key = f"attachments/{att.sha256}"
-            _store_blob(ctx, att.sha256, att.data)
-            result.objects[att.sha256] = len(att.data)
+            if att.data is not None:
+                _store_blob(ctx, att.sha256, att.data)
+            result.objects[att.sha256] = att.size or 0
             row["_att_sha"].append(att.sha256)
         attachments.append({
             "attachment_id": ids.attachment_id(email_id, att.ordinal),
@@ -437,5 +492,5 @@ def _write_parts(ctx: WorkerContext, index: int, emails: list[dict[str, Any]], a
 
 
 __all__ = ["WorkerContext", "ShardResult", "few_collections", "init_pool_worker", "init_worker", "read_shard",
-           "write_shard", "run_shards", "part_path",
+           "write_shard", "write_deferred", "run_shards", "part_path",
            "PART_KINDS", "PREREAD_SHARDS"]

@@ -88,6 +88,11 @@ class SynthOptions:
     rtf_only_rate: float = 0.03  # native RTF only (Outlook "rich text", older Exchange stores)
     ole_rate: float = 0.01  # an OLE object attachment (method 6)
     reference_rate: float = 0.01  # a by-reference attachment (method 2, a file-share path)
+    # internal mail as Exchange stores it: sender and recipients as X500 DNs (address type
+    # EX), no SMTP property on the sender and no transport headers; the SMTP addresses are on
+    # the recipient rows (three in four; the rest carry the DN alone), so a sender's is often
+    # only on other messages
+    exchange_rate: float = 0.10
     # message node ids a block per folder instead of in arrival order, as Outlook gives them:
     # libpff then opens the file in linear time (see pstfast.pst.write.messaging._MessageIds)
     ids_by_folder: bool = False
@@ -98,7 +103,7 @@ class SynthOptions:
         if self.folders is not None and self.folders < 1:
             raise UsageError(f"--folders must be 1 or more, got {self.folders}")
         for name in ("attachment_rate", "duplicate_rate", "no_message_id_rate", "embedded_rate", "html_only_rate",
-                     "rtf_html_rate", "rtf_only_rate", "ole_rate", "reference_rate"):
+                     "rtf_html_rate", "rtf_only_rate", "ole_rate", "reference_rate", "exchange_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise UsageError(f"{name.replace('_', '-')} must be between 0 and 1, got {value}")
@@ -142,6 +147,13 @@ def _rfc2047(text: str) -> str:
     if text.isascii():
         return text
     return "=?utf-8?B?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
+
+
+def x500_dn(email: str, *, lower: bool = False) -> str:
+    """The Exchange DN the synthetic organisation gives *email*'s mailbox (X500 names are
+    case-insensitive: recipient rows use another case than senders, as stores do)."""
+    dn = f"/O=PSTFAST/OU=EXCHANGE ADMINISTRATIVE GROUP (FYDIBOHF23SPDLT)/CN=RECIPIENTS/CN={email.split('@')[0].upper()}"
+    return dn.lower() if lower else dn
 
 
 def _address_header(name: str, email: str) -> str:
@@ -295,8 +307,11 @@ class _TruthWriter:
 
 def _message_truth(msg: Message, nid: int | None, folder_path: str | None, atts: list[dict[str, Any]],
                    expected: tuple[str, str, str | None] | None = None) -> dict[str, Any]:
-    def people(kind: int) -> list[dict[str, str]]:
-        return [{"name": r.name, "email": r.email} for r in msg.recipients if r.kind == kind]
+    def people(kind: int) -> list[dict[str, Any]]:
+        # email: the SMTP address; x500 and smtp_known: how the row stores it (the row's
+        # expected email is the SMTP address unless the whole file never pairs the DN with it)
+        return [{"name": r.name, "email": r.email, "x500": r.x500, "smtp_known": r.x500 is None or r.smtp_known}
+                for r in msg.recipients if r.kind == kind]
 
     source, text, html_body = expected or ("plain", msg.body_text, msg.body_html)
     rtf = decompress_rtf(msg.body_rtf_compressed).decode("latin-1") if msg.body_rtf_compressed else None
@@ -308,6 +323,8 @@ def _message_truth(msg: Message, nid: int | None, folder_path: str | None, atts:
         "subject": msg.subject,
         "sender_name": msg.sender_name,
         "sender_email": msg.sender_email,
+        "sender_x500": msg.sender_x500,
+        "sender_smtp_known": msg.sender_x500 is None or msg.sender_smtp_known,
         "to": people(MAPI_TO),
         "cc": people(MAPI_CC),
         "bcc": people(MAPI_BCC),
@@ -452,6 +469,11 @@ def _vary_shapes(gen: _Generator, index: int, msg: Message) -> tuple[str, str, s
             msg.body_rtf_compressed = compress_rtf(make_native_rtf(text))
             expected = ("rtf", text, None)
             msg.body_text = msg.body_html = None
+    if shapes.random() < o.exchange_rate:
+        msg.sender_x500 = x500_dn(msg.sender_email)
+        msg.transport_headers = None  # delivered inside Exchange: no Internet headers
+        for r in msg.recipients:
+            r.x500, r.smtp_known = x500_dn(r.email, lower=True), shapes.random() < 0.75
     if shapes.random() < o.ole_rate:
         data = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + shapes.randbytes(shapes.randint(500, 20_000))
         msg.attachments.append(Attachment(f"object_{index}.bin", "application/octet-stream", data, method="ole"))
@@ -497,6 +519,7 @@ def synth(
         counts = {"messages": 0, "attachments": 0}
         folder_counts = {p: 0 for _, p in folders}
         next_thread = 0
+        resolvable: set[str] = set()  # DNs (casefolded) some recipient row pairs with an SMTP address
 
         def emit(msg: Message, folder: tuple[int, str], key: str, thread_key: str, dup: str | None,
                  expected: tuple[str, str, str | None] | None) -> None:
@@ -513,6 +536,7 @@ def synth(
                       "thread": thread_key,
                       "duplicate_group": dup}
             truth_out.message(record)
+            resolvable.update(r.x500.casefold() for r in msg.recipients if r.x500 and r.smtp_known)
             threads.setdefault(thread_key, []).append(key)
             counts["messages"] += 1
             counts["attachments"] += len(msg.attachments)
@@ -561,6 +585,7 @@ def synth(
                 ],
                 "threads": threads,
                 "duplicate_groups": groups,
+                "exchange_resolvable": sorted(resolvable),
             }
         )
         size = writer.close()

@@ -9,13 +9,15 @@ INSERT INTO email_messages (
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
     subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
     received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
-    importance, content_hash, extractor_version, body_text_source, body_rtf)
+    importance, content_hash, extractor_version, body_text_source, body_rtf, sender_x500,
+    recipient_x500)
 SELECT
     email_id, parent_email_id, project_id, pst_file_id, folder_path, message_class,
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
     subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
     received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
-    importance, content_hash, extractor_version, body_text_source, body_rtf
+    importance, content_hash, extractor_version, body_text_source, body_rtf, sender_x500,
+    recipient_x500
   FROM {emails};
 
 INSERT INTO email_attachments (

@@ -14,13 +14,15 @@ INSERT INTO email_messages AS t (
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
     subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
     received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
-    importance, content_hash, extractor_version, body_text_source, body_rtf)
+    importance, content_hash, extractor_version, body_text_source, body_rtf, sender_x500,
+    recipient_x500)
 SELECT
     email_id, parent_email_id, project_id, pst_file_id, folder_path, message_class,
     internet_message_id, in_reply_to, "references", conversation_index, conversation_topic,
     subject, normalized_subject, sender_name, sender_email, "to", cc, bcc, sent_at,
     received_at, body_text, body_html, transport_headers, attachment_count, size_bytes,
-    importance, content_hash, extractor_version, body_text_source, body_rtf
+    importance, content_hash, extractor_version, body_text_source, body_rtf, sender_x500,
+    recipient_x500
   FROM {emails}
 ON CONFLICT (email_id) DO UPDATE SET
     parent_email_id = EXCLUDED.parent_email_id, project_id = EXCLUDED.project_id,
@@ -36,13 +38,14 @@ ON CONFLICT (email_id) DO UPDATE SET
     attachment_count = EXCLUDED.attachment_count, size_bytes = EXCLUDED.size_bytes,
     importance = EXCLUDED.importance, content_hash = EXCLUDED.content_hash,
     extractor_version = EXCLUDED.extractor_version, body_text_source = EXCLUDED.body_text_source,
-    body_rtf = EXCLUDED.body_rtf
+    body_rtf = EXCLUDED.body_rtf, sender_x500 = EXCLUDED.sender_x500,
+    recipient_x500 = EXCLUDED.recipient_x500
 WHERE (t.parent_email_id, t.project_id, t.pst_file_id, t.folder_path, t.message_class,
        t.internet_message_id, t.in_reply_to, t."references", t.conversation_index,
        t.conversation_topic, t.subject, t.normalized_subject, t.sender_name, t.sender_email,
        t."to", t.cc, t.bcc, t.sent_at, t.received_at, t.body_text, t.body_html,
        t.transport_headers, t.attachment_count, t.size_bytes, t.importance, t.content_hash,
-       t.extractor_version, t.body_text_source, t.body_rtf)
+       t.extractor_version, t.body_text_source, t.body_rtf, t.sender_x500, t.recipient_x500)
    IS DISTINCT FROM
       (EXCLUDED.parent_email_id, EXCLUDED.project_id, EXCLUDED.pst_file_id, EXCLUDED.folder_path,
        EXCLUDED.message_class, EXCLUDED.internet_message_id, EXCLUDED.in_reply_to,
@@ -51,7 +54,8 @@ WHERE (t.parent_email_id, t.project_id, t.pst_file_id, t.folder_path, t.message_
        EXCLUDED."to", EXCLUDED.cc, EXCLUDED.bcc, EXCLUDED.sent_at, EXCLUDED.received_at,
        EXCLUDED.body_text, EXCLUDED.body_html, EXCLUDED.transport_headers,
        EXCLUDED.attachment_count, EXCLUDED.size_bytes, EXCLUDED.importance,
-       EXCLUDED.content_hash, EXCLUDED.extractor_version, EXCLUDED.body_text_source, EXCLUDED.body_rtf)
+       EXCLUDED.content_hash, EXCLUDED.extractor_version, EXCLUDED.body_text_source, EXCLUDED.body_rtf,
+       EXCLUDED.sender_x500, EXCLUDED.recipient_x500)
 RETURNING t.email_id)
 -- a changed email's search entry is stale: the index stage computes it again
 DELETE FROM email_search e USING upserted u WHERE e.email_id = u.email_id;

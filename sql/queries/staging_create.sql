@@ -33,7 +33,9 @@ CREATE UNLOGGED TABLE {emails} (
     content_hash        text,
     extractor_version   text,
     body_text_source    text,
-    body_rtf            text
+    body_rtf            text,
+    sender_x500         text,
+    recipient_x500      text[]
 );
 CREATE UNLOGGED TABLE {attachments} (
     attachment_id uuid,

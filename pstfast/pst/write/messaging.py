@@ -84,11 +84,17 @@ def filetime(value: _dt.datetime) -> int:
 
 @dataclass
 class Recipient:
-    """One row of a message's recipient table."""
+    """One row of a message's recipient table.
+
+    With *x500*, an Exchange recipient as Exchange stores it: address type ``EX``, the DN as
+    PR_EMAIL_ADDRESS and *email* as PR_SMTP_ADDRESS, or no SMTP address at all when
+    *smtp_known* is false (older stores)."""
 
     name: str
     email: str
     kind: int = MAPI_TO  # MAPI_TO, MAPI_CC or MAPI_BCC
+    x500: str | None = None
+    smtp_known: bool = True
 
 
 @dataclass
@@ -134,6 +140,11 @@ class Message:
     conversation_topic: str | None = None
     importance: int = 1
     attachments: list[Attachment] = field(default_factory=list)
+    #: an Exchange sender: address type EX, this DN as PR_SENDER_EMAIL_ADDRESS (and sent
+    #: representing), and no SMTP property unless *sender_smtp_known*: its SMTP address
+    #: is then only where other items pair the DN with it
+    sender_x500: str | None = None
+    sender_smtp_known: bool = False
 
 
 @dataclass
@@ -305,8 +316,9 @@ class PstWriter:
                 (
                     index,
                     {
-                        T.RECIPIENT_TYPE: r.kind, T.DISPLAY_NAME: r.name, T.ADDRTYPE: "SMTP",
-                        T.EMAIL_ADDRESS: r.email, T.SMTP_ADDRESS: r.email, T.RESPONSIBILITY: False,
+                        T.RECIPIENT_TYPE: r.kind, T.DISPLAY_NAME: r.name, T.ADDRTYPE: "EX" if r.x500 else "SMTP",
+                        T.EMAIL_ADDRESS: r.x500 or r.email,
+                        T.SMTP_ADDRESS: r.email if r.x500 is None or r.smtp_known else None, T.RESPONSIBILITY: False,
                         T.SEND_RICH_INFO: False, T.DISPLAY_TYPE: 0, T.OBJECT_TYPE: 6, T.ROWID: index,
                     },
                 )
@@ -342,6 +354,7 @@ class PstWriter:
         cc = [r.name for r in msg.recipients if r.kind == MAPI_CC]
         bcc = [r.name for r in msg.recipients if r.kind == MAPI_BCC]
         html = msg.body_html.encode("utf-8") if msg.body_html is not None else None
+        smtp = msg.sender_email if msg.sender_x500 is None or msg.sender_smtp_known else None
         props: dict[int, object] = {
             T.MESSAGE_CLASS: msg.message_class,
             T.SUBJECT: msg.subject,
@@ -352,13 +365,13 @@ class PstWriter:
             T.CREATION_TIME: filetime(msg.received_at),
             T.LAST_MODIFICATION_TIME: filetime(msg.received_at),
             T.SENDER_NAME: msg.sender_name,
-            T.SENDER_EMAIL: msg.sender_email,
-            T.SENDER_ADDRTYPE: "SMTP",
-            T.SENDER_SMTP_ADDRESS: msg.sender_email,
+            T.SENDER_EMAIL: msg.sender_x500 or msg.sender_email,
+            T.SENDER_ADDRTYPE: "EX" if msg.sender_x500 else "SMTP",
+            T.SENDER_SMTP_ADDRESS: smtp,
             T.SENT_REPRESENTING_NAME: msg.sender_name,
-            T.SENT_REPRESENTING_EMAIL: msg.sender_email,
-            T.SENT_REPRESENTING_ADDRTYPE: "SMTP",
-            T.SENT_REPRESENTING_SMTP_ADDRESS: msg.sender_email,
+            T.SENT_REPRESENTING_EMAIL: msg.sender_x500 or msg.sender_email,
+            T.SENT_REPRESENTING_ADDRTYPE: "EX" if msg.sender_x500 else "SMTP",
+            T.SENT_REPRESENTING_SMTP_ADDRESS: smtp,
             T.DISPLAY_TO: "; ".join(to),
             T.DISPLAY_CC: "; ".join(cc),
             T.DISPLAY_BCC: "; ".join(bcc),
@@ -380,6 +393,8 @@ class PstWriter:
             T.CONVERSATION_INDEX: msg.conversation_index,
             T.CONVERSATION_TOPIC: msg.conversation_topic,
         }
+        if smtp is None:
+            del props[T.SENDER_SMTP_ADDRESS], props[T.SENT_REPRESENTING_SMTP_ADDRESS]
         props.update({tag: value for tag, value in optional.items() if value})
         if msg.sent_at is not None:  # a draft, or a message that only its headers date, has none
             props[T.CLIENT_SUBMIT_TIME] = filetime(msg.sent_at)

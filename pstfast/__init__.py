@@ -20,6 +20,7 @@ from ._version import __version__
 from .errors import (
     CorruptPstError,
     DatabaseError,
+    ExtractRunningError,
     InputError,
     ManifestError,
     MissingDependencyError,
@@ -125,6 +126,7 @@ __all__ = [
     "StorageError",
     "DatabaseError",
     "WorkerDiedError",
+    "ExtractRunningError",
 ]
 
 

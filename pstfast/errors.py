@@ -96,6 +96,12 @@ class WorkerDiedError(TransientError):
     kind = "worker_died"
 
 
+class ExtractRunningError(TransientError):
+    """The PST's output folder is being rewritten by an extract: a load can succeed once it is done."""
+
+    kind = "extract_running"
+
+
 class MissingDependencyError(UsageError):
     """An optional dependency is not installed: the message names the extra to install."""
 

@@ -17,9 +17,12 @@ from typing import Any
 import orjson
 
 from . import storage
-from .errors import InputError, ManifestError, StorageError
+from .errors import ExtractRunningError, InputError, ManifestError, StorageError
 
 MANIFEST_NAME = "manifest.json"
+#: present while an extract rewrites the folder (after the old manifest is gone, until the
+#: new one is written): a load that finds it waits and retries instead of failing the PST
+RUNNING_NAME = "extract-running.json"
 FORMAT = "pstfast.extract/1"
 COUNT_KEYS = ("folders", "items_seen", "emails", "attachments", "errors")
 
@@ -75,6 +78,29 @@ def read_manifest(prefix: str) -> Manifest:
     except InputError as exc:
         raise ManifestError(f"{url}: no manifest (the extract did not complete)") from exc
     return Manifest.from_json(data, where=url)
+
+
+def mark_running(prefix: str, info: dict[str, Any]) -> None:
+    """Say that an extract is rewriting *prefix* (*info*: who and since when)."""
+    storage.write_bytes(storage.join(prefix, RUNNING_NAME), orjson.dumps(info))
+
+
+def clear_running(prefix: str) -> None:
+    """The extract that marked *prefix* is done (its manifest written) or has given up."""
+    storage.remove(storage.join(prefix, RUNNING_NAME))
+
+
+def check_not_running(prefix: str, problem: ManifestError) -> None:
+    """Raise :class:`ExtractRunningError` for *problem* (a missing or mismatching manifest or
+    object) when an extract is rewriting *prefix*: then it is a race, not damage."""
+    url = storage.join(prefix, RUNNING_NAME)
+    try:
+        info = orjson.loads(storage.read_bytes(url))
+    except (InputError, orjson.JSONDecodeError):
+        return
+    raise ExtractRunningError(f"{prefix}: an extract is rewriting this output (since {info.get('started_at')}, "
+                              f"host {info.get('host')} pid {info.get('pid')}): {problem}; retry when it is done "
+                              f"(a crashed extract leaves {RUNNING_NAME}: extract again)") from problem
 
 
 def write_manifest(prefix: str, manifest: Manifest) -> str:

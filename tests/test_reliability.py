@@ -234,3 +234,68 @@ def test_loading_an_extract_made_without_a_project_is_one_clear_refusal(good: Pa
     assert main(["pipeline", "stage", "load", "--pst-file-id", "np1", "--project-id", "p1", "--out", str(tmp_path),
                  "--db", pg_dsn]) == 65
     assert "extracted without a project id" in capsys.readouterr().err
+
+
+def _pst_file(dsn: str, pst_file_id: str) -> tuple:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT project_id, status, error FROM pst_files WHERE pst_file_id = %s",
+                            (pst_file_id,)).fetchone()
+
+
+def test_a_refused_run_of_another_projects_pst_leaves_the_owner_alone(good: Path, tmp_path: Path, pg_dsn: str) -> None:
+    first = pstfast.run(str(good), out=str(tmp_path / "a"), db=pg_dsn, project_id="owner", pst_file_id="shared1")
+    assert first.ok and _pst_file(pg_dsn, "shared1") == ("owner", "indexed", None)
+    # another project's job with the same pst_file_id: refused, and the owner's PST untouched
+    # (it used to be set back to extracted by the intruder's extract, then to failed)
+    second = pstfast.run(str(good), out=str(tmp_path / "b"), db=pg_dsn, project_id="intruder", pst_file_id="shared1",
+                         sleep=lambda s: None)
+    assert not second.ok and "belongs to project 'owner'" in (second.error or "")
+    assert _pst_file(pg_dsn, "shared1") == ("owner", "indexed", None)
+    # the state machine's path: the intruder's load stage is refused, then its MarkFailed runs
+    pstfast.extract(good, tmp_path / "c", pst_file_id="shared1", project_id="intruder", workers=1, progress=False)
+    assert main(["pipeline", "stage", "load", "--pst-file-id", "shared1", "--project-id", "intruder",
+                 "--out", str(tmp_path / "c"), "--db", pg_dsn]) == 65
+    assert main(["pipeline", "mark-failed", "--pst-file-id", "shared1", "--project-id", "intruder",
+                 "--out", str(tmp_path / "c"), "--db", pg_dsn]) == 0
+    assert _pst_file(pg_dsn, "shared1") == ("owner", "indexed", None)
+
+
+def test_a_load_racing_a_re_extract_is_transient_and_leaves_the_status(good: Path, tmp_path: Path, pg_dsn: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from pstfast.extraction import run as extract_run
+    from pstfast.manifest import RUNNING_NAME
+
+    out, prefix = tmp_path / "o", tmp_path / "o" / "pst-v2" / "race1"
+    assert pstfast.run(str(good), out=str(out), db=pg_dsn, project_id="p1", pst_file_id="race1").ok
+    # a re-extract marks the folder before it rewrites it, and unmarks it after its manifest
+    seen = []
+    real_run = extract_run._run
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(((prefix / RUNNING_NAME).exists(), (prefix / "manifest.json").exists()))
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(extract_run, "_run", spy)
+    pstfast.extract(good, out, pst_file_id="race1", project_id="p1", workers=1, progress=False)
+    assert seen == [(True, False)] and not (prefix / RUNNING_NAME).exists()
+    # the load meets that state (the old manifest gone, the marker there): a retry, not a failure
+    manifest = (prefix / "manifest.json").read_bytes()
+    (prefix / "manifest.json").unlink()
+    (prefix / RUNNING_NAME).write_text('{"started_at": "now", "host": "h", "pid": 1}')
+    with pytest.raises(pstfast.ExtractRunningError, match="an extract is rewriting"):
+        pstfast.load(out, "race1", pg_dsn, project_id="p1")
+    assert main(["pipeline", "stage", "load", "--pst-file-id", "race1", "--project-id", "p1", "--out", str(out),
+                 "--db", pg_dsn]) == 75
+    assert _pst_file(pg_dsn, "race1") == ("p1", "indexed", None)
+    # objects rewritten under a load that read the old manifest: the same
+    (prefix / "manifest.json").write_bytes(manifest)
+    (prefix / "emails.csv.gz").write_bytes(b"rewritten")
+    with pytest.raises(pstfast.ExtractRunningError):
+        pstfast.load(out, "race1", pg_dsn, project_id="p1")
+    assert _pst_file(pg_dsn, "race1") == ("p1", "indexed", None)
+    # without the marker the same damage is bad input, as before
+    (prefix / RUNNING_NAME).unlink()
+    with pytest.raises(pstfast.ManifestError):
+        pstfast.load(out, "race1", pg_dsn, project_id="p1")

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections import Counter
@@ -37,7 +38,7 @@ from .. import config, ids, storage
 from .._version import __version__
 from ..errors import InputError, StorageError, UsageError, WorkerDiedError
 from ..log import Progress
-from ..manifest import MANIFEST_NAME, Manifest, write_manifest
+from ..manifest import MANIFEST_NAME, Manifest, clear_running, mark_running, write_manifest
 from ..records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS
 from . import exchange
 from .items import (
@@ -116,6 +117,7 @@ def extract(
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    running: str | None = None  # the output prefix while this extract rewrites it
     source, out = str(source), str(out)
     n_workers = config.workers(workers)
     engine = config.reader(reader)
@@ -195,6 +197,7 @@ def extract(
 
             stage = Path(prefix) if not storage.is_s3(prefix) else work / "out"
             _prepare_stage(stage, prefix)
+            running = prefix  # marked until the new manifest is written (see manifest.RUNNING_NAME)
             ctx = replace(ctx, pst_file_id=pst_file_id, attachments_dir=str(stage / "attachments"))
             if destination is not None:
                 destination.publish(ctx.pst_file_id, ctx.attachments_dir)
@@ -269,6 +272,11 @@ def extract(
         write_manifest(prefix, manifest)
         return manifest
     finally:
+        if running is not None:  # done (the manifest is there) or given up: no longer rewriting
+            try:
+                clear_running(running)
+            except StorageError as exc:
+                log.warning("could not remove the running marker: %s", exc)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -294,7 +302,8 @@ def _hash(source: str, local: Path) -> tuple[str, int]:
 
 
 def _prepare_stage(stage: Path, prefix: str) -> None:
-    """Create the staging folder; an old manifest goes first so a crash cannot look complete."""
+    """Create the staging folder; an old manifest goes first so a crash cannot look complete,
+    and a marker says an extract is rewriting the folder (a load meanwhile retries)."""
     try:
         old = stage / MANIFEST_NAME
         if old.exists():
@@ -302,6 +311,8 @@ def _prepare_stage(stage: Path, prefix: str) -> None:
         (stage / "attachments").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{prefix}: output folder is not writable: {exc.strerror or exc}") from exc
+    mark_running(prefix, {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                          "host": socket.gethostname(), "pid": os.getpid()})
     if storage.is_s3(prefix):
         storage.remove(storage.join(prefix, MANIFEST_NAME))
 

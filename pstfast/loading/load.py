@@ -57,7 +57,7 @@ from ..db.connect import (
 )
 from ..db.migrate import apply_migrations
 from ..errors import InputError, ManifestError
-from ..manifest import Manifest, read_manifest
+from ..manifest import Manifest, check_not_running, read_manifest
 from ..pipeline.stagelog import mark_failed, register_pst_file, set_status
 
 if TYPE_CHECKING:
@@ -252,10 +252,15 @@ def load(
         ManifestError: the output has no manifest, or its objects do not match it.
         InputError: the rows break an invariant (counts, ids, another project's PST).
         StorageError: an object could not be read (transient).
+        ExtractRunningError: an extract is rewriting the output (transient).
         DatabaseError: PostgreSQL is unreachable or the connection dropped (transient: retry).
     """
     prefix = storage.output_prefix(root, pst_file_id)
-    manifest = read_manifest(prefix)
+    try:
+        manifest = read_manifest(prefix)
+    except ManifestError as exc:
+        check_not_running(prefix, exc)
+        raise
     if manifest.pst_file_id != pst_file_id:
         raise ManifestError(f"{prefix}manifest.json is for pst_file_id {manifest.pst_file_id!r}, not {pst_file_id!r}")
     if project_id and manifest.project_id and manifest.project_id != project_id:
@@ -275,6 +280,8 @@ def load(
             return _load(conn, dsn, prefix, manifest, pst_file_id, project, toast)
         except InputError as exc:
             conn.rollback()
+            if isinstance(exc, ManifestError):  # objects rewritten under the load: a race, not damage
+                check_not_running(prefix, exc)
             mark_failed(conn, pst_file_id, exc, stage="load", project_id=project)
             raise
 

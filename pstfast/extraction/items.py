@@ -28,7 +28,9 @@ import datetime as dt
 import email.utils
 import hashlib
 import os
+import tempfile
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from functools import lru_cache
@@ -304,7 +306,7 @@ def decide_codepage(reader: ItemReader, folders: list[FolderInfo], override: int
                     values = reader.pst.raw_properties(reader.pst.node(queue[depth]), _CODEPAGE_PROPERTIES)
                 except CorruptPstError:
                     continue  # the item is read (and its damage recorded) later
-                cp = message_codepage(Props(values))  # type: ignore[arg-type]
+                cp = message_codepage(Props(values))
                 if cp:
                     votes[cp] += 1
         if taken >= CODEPAGE_SAMPLE:
@@ -318,7 +320,7 @@ def decide_codepage(reader: ItemReader, folders: list[FolderInfo], override: int
 def _content_count(pst: PstReader, nid: int) -> int | None:
     """How many items folder *nid* says it holds (PR_CONTENT_COUNT), None when unreadable too."""
     try:
-        return Props(pst.raw_properties(pst.node(nid), frozenset((PR_CONTENT_COUNT,)))).int(  # type: ignore[arg-type]
+        return Props(pst.raw_properties(pst.node(nid), frozenset((PR_CONTENT_COUNT,)))).int(
             PR_CONTENT_COUNT)
     except CorruptPstError:
         return None
@@ -363,13 +365,17 @@ def filetime(data: bytes | None) -> dt.datetime | None:
         return None
 
 
-def pypff_values(record_set: Any) -> dict[int, tuple[int, bytes | None]]:
-    """property id -> (type, stored bytes) of a pypff record set (the first of a repeated id wins)."""
+def pypff_values(record_set: Any, defer: int | None = None) -> dict[int, tuple[int, bytes | None]]:
+    """property id -> (type, stored bytes) of a pypff record set (the first of a repeated id
+    wins); a PT_BINARY value of id *defer* is (PT_BINARY, None), left for a streamed read."""
     values: dict[int, tuple[int, bytes | None]] = {}
     if record_set is not None:
         for entry in record_set.entries:
             tag = entry.entry_type
             if tag in values:
+                continue
+            if tag == defer and entry.value_type == PT_BINARY:
+                values[tag] = (PT_BINARY, None)
                 continue
             try:
                 data = entry.data
@@ -512,7 +518,7 @@ class NativeItem:
         self._attachments: list[Any] | None = None
 
     def values(self) -> dict[int, tuple[int, bytes | None]]:
-        return self.pst.raw_properties(self.node, READ_PROPERTIES)  # type: ignore[return-value]
+        return self.pst.raw_properties(self.node, READ_PROPERTIES)
 
     def recipient_values(self) -> list[dict[int, tuple[int, bytes | None]]]:
         table = self.pst.recipients_table(self.node)
@@ -528,21 +534,61 @@ class NativeItem:
         self.attachment_count()
         assert self._attachments is not None
         node = self._attachments[ordinal]
-        return self.pst.raw_properties(node, READ_PROPERTIES), node  # type: ignore[return-value]
+        return self.pst.raw_properties(node, READ_PROPERTIES, defer=PR_ATTACH_DATA), node
 
-    def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any) -> bytes:
-        return _attached_bytes(self.pst, values, handle)
+    def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any, spool: str | None) -> bytes | Spooled:
+        return _attached_bytes(self.pst, values, handle, spool)
 
     def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> NativeItem:
-        return NativeItem(self.pst, self.pst.embedded(handle, values))  # type: ignore[arg-type]
+        return NativeItem(self.pst, self.pst.embedded(handle, values))
 
 
-def _attached_bytes(pst: PstReader, values: dict[int, tuple[int, bytes | None]], node: Any) -> bytes:
-    """The bytes of an attachment: PidTagAttachDataBinary as stored (by value), or the data
-    of the subnode PidTagAttachDataObject names (an OLE object, method 6)."""
+#: attachments over this many bytes stream to a scratch file (see Spooled) when the reader
+#: has a spool folder: a worker's memory stays flat whatever an attachment's size
+SPOOL_OVER = 8 << 20
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """An attachment's bytes written to a scratch file as they were read, never all in memory."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+def _gather(size: int, chunks: Iterable[bytes], spool: str | None,
+            release: Callable[[], None] | None = None) -> bytes | Spooled:
+    """The bytes of *chunks* (*size* declared): in memory, or in a file in *spool* when big
+    (calling *release* every SPOOL_OVER bytes: the file pages read so far leave memory)."""
+    if spool is None or size <= SPOOL_OVER:
+        return b"".join(chunks)
+    digest, written = hashlib.sha256(), 0
+    fd, path = tempfile.mkstemp(prefix="attachment-", dir=spool)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                digest.update(chunk)
+                handle.write(chunk)
+                if release is not None and (written + len(chunk)) // SPOOL_OVER != written // SPOOL_OVER:
+                    release()
+                written += len(chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return Spooled(path, written, digest.hexdigest())
+
+
+def _attached_bytes(pst: PstReader, values: dict[int, tuple[int, bytes | None]], node: Any,
+                    spool: str | None) -> bytes | Spooled:
+    """The bytes of an attachment: PidTagAttachDataBinary (by value), or the data of the
+    subnode PidTagAttachDataObject names (an OLE object, method 6); streamed when big."""
     found = values.get(PR_ATTACH_DATA)
     if found and found[0] == PT_OBJECT:
-        return pst.object_data(node, values)  # type: ignore[arg-type]
+        return _gather(*pst.object_stream(node, values), spool, pst.release_pages)
+    if found and found[0] == PT_BINARY and found[1] is None:  # in a subnode, left for here
+        stream = pst.value_stream(node, PR_ATTACH_DATA)
+        return b"" if stream is None else _gather(*stream, spool, pst.release_pages)
     return (found[1] or b"") if found and found[0] == PT_BINARY else b""
 
 
@@ -569,11 +615,24 @@ class PypffItem:
 
     def attachment(self, ordinal: int) -> tuple[dict[int, tuple[int, bytes | None]], Any]:
         att = self.item.get_attachment(ordinal)
-        return pypff_values(att.get_record_set(0) if att.number_of_record_sets else None), att
+        return pypff_values(att.get_record_set(0) if att.number_of_record_sets else None, PR_ATTACH_DATA), att
 
-    def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any) -> bytes:
+    def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any, spool: str | None) -> bytes | Spooled:
         length = handle.get_size()
-        return handle.read_buffer(length) if length else b""
+        if not length:
+            return b""
+
+        def chunks() -> Iterator[bytes]:
+            handle.seek_offset(0)
+            left = length
+            while left > 0:
+                chunk = handle.read_buffer(min(left, SPOOL_OVER))
+                if not chunk:
+                    raise CorruptPstError(f"libpff stops {left} bytes short of the attachment's {length}")
+                left -= len(chunk)
+                yield chunk
+
+        return _gather(length, chunks(), spool)
 
     def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> NativeItem:
         message = self.pst.node(self.identifier)
@@ -604,11 +663,11 @@ class CompiledItem:
     def attachment(self, ordinal: int) -> tuple[dict[int, tuple[int, bytes | None]], Any]:
         return self.read.attachments[ordinal]  # type: ignore[return-value]
 
-    def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any) -> bytes:
-        return _attached_bytes(self.pst, values, handle)
+    def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any, spool: str | None) -> bytes | Spooled:
+        return _attached_bytes(self.pst, values, handle, spool)
 
     def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> Item:
-        node = self.pst.embedded(handle, values)  # type: ignore[arg-type]
+        node = self.pst.embedded(handle, values)
         read = self.compiled.node(node)
         return NativeItem(self.pst, node) if read is None else CompiledItem(self.pst, self.compiled, node.nid, read)
 
@@ -635,6 +694,7 @@ class ReadAttachment:
     message: ReadMessage | None
     reference: str | None = None  # the path or URL of a by-reference attachment
     stored: bool = False  # its bytes are stored already and dropped from *data* (a deferred shard)
+    spooled: str | None = None  # its bytes are in this scratch file instead of *data* (Spooled)
 
 
 @dataclass
@@ -690,6 +750,8 @@ class ItemReader:
         self.path = os.fspath(path)
         self.pst = PstReader(self.path)
         self.compiled: CompiledReader | None = None
+        #: where attachments over SPOOL_OVER bytes go as they are read (None: into memory)
+        self.spool: str | None = None
         try:
             #: the code page of ANSI strings that name none of their own (see decide_codepage)
             self.default_codepage = codepage or self.store_codepage()
@@ -722,14 +784,14 @@ class ItemReader:
 
     def folder_name(self, nid: int) -> str:
         """The display name of folder *nid*."""
-        props = Props(self.pst.raw_properties(self.pst.node(nid), READ_PROPERTIES),  # type: ignore[arg-type]
+        props = Props(self.pst.raw_properties(self.pst.node(nid), READ_PROPERTIES),
                       codec_for(self.default_codepage))
         return props.str(PR_DISPLAY_NAME) or ""
 
     def store_codepage(self) -> int | None:
         """The message store's own code page (PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID, its locale's)."""
         try:
-            props = Props(self.pst.raw_properties(self.pst.node(NID_MESSAGE_STORE), READ_PROPERTIES))  # type: ignore[arg-type]
+            props = Props(self.pst.raw_properties(self.pst.node(NID_MESSAGE_STORE), READ_PROPERTIES))
         except CorruptPstError:
             return None
         for tag in (PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID):
@@ -876,6 +938,7 @@ class ItemReader:
         method_code = props.int(PR_ATTACH_METHOD) or ATTACH_BY_VALUE
         filename = props.str(PR_ATTACH_LONG_FILENAME) or props.str(PR_ATTACH_FILENAME) or props.str(PR_DISPLAY_NAME)
         data: bytes | None = None
+        spooled = sha256 = None
         message: ReadMessage | None = None
         size = props.int(PR_ATTACH_SIZE)
         if method_code == ATTACH_EMBEDDED_MSG:
@@ -887,11 +950,15 @@ class ItemReader:
         else:
             method = {ATTACH_BY_VALUE: "by_value", ATTACH_OLE: "ole"}.get(method_code, "reference")
             if method != "reference":
-                data = item.data(values, handle)
-                if not data and PR_ATTACH_DATA not in props:
+                got = item.data(values, handle, self.spool)
+                if isinstance(got, Spooled):
+                    spooled, size, sha256 = got.path, got.size, got.sha256
+                else:
+                    data, size, sha256 = got, len(got), hashlib.sha256(got).hexdigest()
+                if not size and PR_ATTACH_DATA not in props:
                     problems.append((ordinal, "attachment_data", f"{method} attachment without data"
-                                     f" (PR_ATTACH_SIZE {size})" if size else f"{method} attachment without data"))
-                size = len(data)
+                                     f" (PR_ATTACH_SIZE {props.int(PR_ATTACH_SIZE)})" if props.int(PR_ATTACH_SIZE)
+                                     else f"{method} attachment without data"))
         return ReadAttachment(
             ordinal=ordinal,
             filename=filename,
@@ -901,10 +968,11 @@ class ItemReader:
             is_inline=props.bool(PR_ATTACHMENT_HIDDEN) or bool((props.int(PR_ATTACH_FLAGS) or 0) & ATTACH_FLAG_MHTML_REF),
             method=method,
             data=data,
-            sha256=hashlib.sha256(data).hexdigest() if data is not None else None,
+            sha256=sha256,
             message=message,
             reference=(props.str(PR_ATTACH_LONG_PATHNAME) or props.str(PR_ATTACH_PATHNAME)
                        if method == "reference" else None),
+            spooled=spooled,
         )
 
 

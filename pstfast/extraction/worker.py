@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import pickle
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -193,6 +194,7 @@ def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
 
     Needs neither the pst_file_id nor the output folder: it can run while the input is hashed."""
     reader: ItemReader = _STATE["reader"]
+    reader.spool = ctx.parts_dir  # big attachments stream to scratch, not into memory
     read: ShardRead = []
     for sl in shard.slices:
         for index, nid in enumerate(sl.nids, sl.start):
@@ -342,10 +344,12 @@ def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str
             result.warnings += 1
     for att in msg.attachments:
         storage_key = None
-        if att.sha256 and (att.data is not None or att.stored):
+        if att.sha256 and (att.data is not None or att.stored or att.spooled):
             storage_key = f"attachments/{att.sha256}"
             if att.data is not None:
                 _store_blob(ctx, att.sha256, att.data)
+            elif att.spooled:
+                _store_spooled(ctx, att.sha256, att.spooled)
             result.objects[att.sha256] = att.size or 0
             row["_att_sha"].append(att.sha256)
         attachments.append({
@@ -396,6 +400,18 @@ def _store_blob(ctx: WorkerContext, sha256: str, data: bytes) -> None:
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
+    written.add(sha256)
+
+
+def _store_spooled(ctx: WorkerContext, sha256: str, path: str) -> None:
+    """Move a spooled attachment's file to its object name (once per distinct content)."""
+    written: set[str] = _STATE.setdefault("blobs", set())
+    target = os.path.join(ctx.attachments_dir, sha256)
+    if sha256 in written or (os.path.exists(target) and os.stat(target).st_size == os.stat(path).st_size):
+        os.unlink(path)
+    else:
+        os.chmod(path, 0o644)  # as _store_blob's objects (a temporary file is private)
+        shutil.move(path, target)  # a rename on one filesystem, a copy from scratch to another
     written.add(sha256)
 
 

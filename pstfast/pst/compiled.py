@@ -723,8 +723,10 @@ class _Workspace:
         self.atts = np.empty((size // 16, 3), dtype=np.int64)
 
     def grow(self) -> bool:
-        """Four times larger; False past 4 GiB of values (a damaged length, not a message)."""
-        if self.size >= 1 << 26:
+        """Four times larger; False past 64 MiB of values: a message that big (huge
+        attachments, or a damaged length) is read by the Python reader, which streams
+        attachments to scratch instead of holding them."""
+        if self.size >= 1 << 20:
             return False
         self.size *= 4
         self._allocate()
@@ -782,6 +784,8 @@ class CompiledReader:
             if status != FULL:
                 break
             if not work.grow():
+                self._work = _Workspace()  # memory stays flat: the Python reader takes it from here
+                self.pst.release_pages()
                 return None
         if status != OK:
             return None

@@ -437,11 +437,34 @@ class PstReader:
             bid_data, bid_sub = self._nbt_lookup(nid)
         return _Node(self, nid, bid_data, bid_sub)
 
-    def raw_properties(self, node: _Node, wanted: frozenset[int] | None = None) -> dict[int, tuple[int, bytes]]:
+    def raw_properties(self, node: _Node, wanted: frozenset[int] | None = None,
+                       defer: int | None = None) -> dict[int, tuple[int, bytes | None]]:
         """Property id -> (type, stored bytes) of the property context in *node*; only the ids
-        in *wanted* when given (reading a value costs: skip the ones nobody asked for)."""
+        in *wanted* when given (reading a value costs: skip the ones nobody asked for). The
+        value of property id *defer* is (type, None) when it lives in a subnode: read it
+        with :meth:`value_stream` (an attachment's bytes, streamed)."""
         with self._structure(node.nid):
-            return self._pc_bytes(node, wanted)
+            return self._pc_bytes(node, wanted, defer)
+
+    def value_stream(self, node: _Node, pid: int) -> tuple[int, Iterator[bytes]] | None:
+        """(declared size, the bytes in blocks) of property *pid* of the PC in *node* when
+        its value lives in a subnode (else None)."""
+        with self._structure(node.nid):
+            hnid = next((h for tag, h in self._pc_raw(node).items() if tag >> 16 == pid), None)
+            if hnid is None or not hnid & 0x1F:
+                return None
+            sub = node.subnode(hnid)
+            if sub is None:
+                raise CorruptPstError(f"{node.where()}: value subnode 0x{hnid:X} is missing")
+            return self._data_size(sub.bid_data, sub.where()), self._iter_data_blocks(sub.bid_data, sub.where())
+
+    def object_stream(self, attachment: _Node, props: dict[int, tuple[int, bytes | None]]) -> tuple[int, Iterator[bytes]]:
+        """(declared size, the bytes in blocks) of *attachment*'s PT_OBJECT value: what
+        :meth:`object_data` returns, streamed."""
+        value = props.get(TAG_ATTACH_DATA_OBJECT >> 16)
+        with self._structure(attachment.nid):
+            node = self._embedded_node(attachment, value[1] if value and value[0] == PT_OBJECT else None)
+            return self._data_size(node.bid_data, node.where()), self._iter_data_blocks(node.bid_data, node.where())
 
     def raw_rows(self, node: _Node, wanted: frozenset[int] | None = None) -> list[dict[int, tuple[int, bytes]]]:
         """Each row of the table context in *node* as property id -> (type, stored bytes)."""
@@ -469,13 +492,13 @@ class PstReader:
         with self._structure(message.nid):
             return message.subnode(NID_RECIPIENT_TABLE)
 
-    def embedded(self, attachment: _Node, props: dict[int, tuple[int, bytes]]) -> _Node:
+    def embedded(self, attachment: _Node, props: dict[int, tuple[int, bytes | None]]) -> _Node:
         """The message stored inside *attachment* (attach method 5), given its raw properties."""
         value = props.get(TAG_ATTACH_DATA_OBJECT >> 16)
         with self._structure(attachment.nid):
             return self._embedded_node(attachment, value[1] if value and value[0] == PT_OBJECT else None)
 
-    def object_data(self, attachment: _Node, props: dict[int, tuple[int, bytes]]) -> bytes:
+    def object_data(self, attachment: _Node, props: dict[int, tuple[int, bytes | None]]) -> bytes:
         """The bytes of *attachment*'s PT_OBJECT value (an OLE object, attach method 6): the
         data of the subnode that PidTagAttachDataObject names, as libpff returns them."""
         value = props.get(TAG_ATTACH_DATA_OBJECT >> 16)
@@ -637,12 +660,31 @@ class PstReader:
             return data.translate(_PERMUTE_TABLE)
         return _decrypt_cyclic(data, bid & 0xFFFFFFFF)
 
-    def _data_blocks(self, bid: int, where: str, parent_level: int = 3) -> list[bytes]:
+    def _data_blocks(self, bid: int, where: str) -> list[bytes]:
         """The data blocks of the data tree rooted at *bid*, in order."""
+        return list(self._iter_data_blocks(bid, where))
+
+    def _data_size(self, bid: int, where: str) -> int:
+        """The bytes the data tree rooted at *bid* declares (its root block's, or the
+        XBLOCK's total), without reading the data."""
         if bid == 0:
-            return []
+            return 0
         if not bid & 2:
-            return [self._block(bid, where)]
+            return self._bbt_lookup(bid, where)[1]
+        block = self._block(bid, where)
+        if len(block) < 8:
+            raise CorruptPstError(f"{self.path}: {where}: block 0x{bid:X} is not an XBLOCK/XXBLOCK")
+        total: int = struct.unpack_from("<I", block, 4)[0]
+        return total
+
+    def _iter_data_blocks(self, bid: int, where: str, parent_level: int = 3) -> Iterator[bytes]:
+        """The data blocks of the data tree rooted at *bid*, in order, one at a time (a big
+        attachment streams: its blocks are never all in memory)."""
+        if bid == 0:
+            return
+        if not bid & 2:
+            yield self._block(bid, where)
+            return
         block = self._block(bid, where)
         if len(block) < 8 or block[0] != 0x01 or block[1] not in (1, 2):
             raise CorruptPstError(f"{self.path}: {where}: block 0x{bid:X} is not an XBLOCK/XXBLOCK")
@@ -656,20 +698,29 @@ class PstReader:
         if 8 + count * w > len(block):
             raise CorruptPstError(f"{self.path}: {where}: XBLOCK 0x{bid:X} claims {count} children in {len(block)} bytes")
         bids = struct.unpack_from(f"<{count}{'Q' if w == 8 else 'I'}", block, 8)
-        out: list[bytes] = []
+        got = 0
         for child in bids:
             if level == 1:
                 if child & 2:
                     raise CorruptPstError(f"{self.path}: {where}: XBLOCK 0x{bid:X} points at internal block 0x{child:X}")
-                out.append(self._block(child, where))
+                data = self._block(child, where)
+                got += len(data)
+                if got > total:  # never more than declared, even before the end
+                    break
+                yield data
             else:
                 if not child & 2:
                     raise CorruptPstError(f"{self.path}: {where}: XXBLOCK 0x{bid:X} points at data block 0x{child:X}")
-                out.extend(self._data_blocks(child, where, level))
-        got = sum(len(b) for b in out)
+                for data in self._iter_data_blocks(child, where, level):
+                    got += len(data)
+                    if got > total:
+                        break
+                    yield data
+                if got > total:
+                    break
         if got != total:
-            raise CorruptPstError(f"{self.path}: {where}: data tree 0x{bid:X} holds {got} bytes, expected {total}")
-        return out
+            raise CorruptPstError(f"{self.path}: {where}: data tree 0x{bid:X} holds {'more than' if got > total else got} "
+                                  f"bytes, expected {total}")
 
     def _subnode_map(self, bid: int, where: str) -> dict[int, tuple[int, int]]:
         if bid == 0:
@@ -726,10 +777,11 @@ class PstReader:
     def _pc(self, node: _Node, skip: int = -1) -> dict[int, object]:
         return {tag: self._pc_value(node, tag, hnid) for tag, hnid in self._pc_raw(node).items() if tag != skip}
 
-    def _pc_bytes(self, node: _Node, wanted: frozenset[int] | None = None) -> dict[int, tuple[int, bytes]]:
+    def _pc_bytes(self, node: _Node, wanted: frozenset[int] | None = None,
+                  defer: int | None = None) -> dict[int, tuple[int, bytes | None]]:
         """property id -> (type, stored bytes) for the PC in *node* (only ids in *wanted*, when
-        given); the first of a repeated id wins."""
-        out: dict[int, tuple[int, bytes]] = {}
+        given; *defer*: see :meth:`raw_properties`); the first of a repeated id wins."""
+        out: dict[int, tuple[int, bytes | None]] = {}
         root = node.heap_header(0xBC)
         key_size, ent_size, leaves = node.bth_leaves(root)
         if key_size != 2 or ent_size != 6:
@@ -742,6 +794,8 @@ class PstReader:
                 size = _FIXED.get(ptype)
                 if size is not None and size <= 4:
                     out[pid] = (ptype, hnid.to_bytes(4, "little")[:size])
+                elif hnid & 0x1F and pid == defer:
+                    out[pid] = (ptype, None)
                 elif hnid & 0x1F or not hnid:
                     out[pid] = (ptype, node.hnid(hnid))
                 else:  # node.heap(hnid), inlined: this loop runs for every property of every item

@@ -68,6 +68,38 @@ def upload_concurrency(explicit: int | None = None) -> int:
     return 16
 
 
+def _positive(name: str, default: float) -> float:
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if number <= 0:
+        from .errors import UsageError
+
+        raise UsageError(f"PSTFAST_{name}={value!r}: give a number above 0")
+    return number
+
+
+#: the smallest PSTFAST_ITEM_MAX_MB: the compiled reader holds up to this much of one message
+#: itself (pstfast.pst.compiled._Workspace), so a lower budget would depend on the read path
+MIN_ITEM_MAX_MB = 64
+
+
+def item_budget() -> tuple[float, int]:
+    """(seconds, bytes) one item may take to read: ``PSTFAST_ITEM_SECONDS`` (default 300) and
+    ``PSTFAST_ITEM_MAX_MB`` (default 1024, at least 64: the largest value read into memory;
+    attachments stream and do not count). An item over either is an error row."""
+    max_mb = _positive("ITEM_MAX_MB", 1024.0)
+    if max_mb < MIN_ITEM_MAX_MB:
+        from .errors import UsageError
+
+        raise UsageError(f"PSTFAST_ITEM_MAX_MB={max_mb:g}: give {MIN_ITEM_MAX_MB} or more")
+    return _positive("ITEM_SECONDS", 300.0), int(max_mb * (1 << 20))
+
+
 READERS = ("pstfast", "libpff")
 
 

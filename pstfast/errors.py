@@ -102,6 +102,14 @@ class ExtractRunningError(TransientError):
     kind = "extract_running"
 
 
+class ItemBudgetExceeded(BaseException):
+    """One item took longer to read than ``PSTFAST_ITEM_SECONDS``, or a value of it is larger
+    than ``PSTFAST_ITEM_MAX_MB``: the extract records it as an error row and goes on.
+
+    A BaseException, as the timer's interruption must not be caught by a handler of ordinary
+    errors inside the reader (which would go on reading the item unbounded)."""
+
+
 class MissingDependencyError(UsageError):
     """An optional dependency is not installed: the message names the extra to install."""
 

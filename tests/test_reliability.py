@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import struct
 from pathlib import Path
@@ -299,3 +300,60 @@ def test_a_load_racing_a_re_extract_is_transient_and_leaves_the_status(good: Pat
     (prefix / RUNNING_NAME).unlink()
     with pytest.raises(pstfast.ManifestError):
         pstfast.load(out, "race1", pg_dsn, project_id="p1")
+
+
+def _one_heavy_message(path: Path, **heavy: object) -> Path:
+    from pstfast.pst.write.messaging import Message, PstWriter, Recipient
+
+    at = dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc)
+    with PstWriter(path) as pst:
+        inbox = pst.add_folder(pst.ipm_subtree, "Inbox")
+        for i in range(3):
+            pst.add_message(inbox, Message(subject=f"light {i}", sender_name="a", sender_email="a@example.com",
+                                           sent_at=at, received_at=at, recipients=[Recipient("b", "b@example.com")],
+                                           body_text=f"light {i}"))
+        pst.add_message(inbox, Message(subject="heavy", sender_name="a", sender_email="a@example.com", sent_at=at,
+                                       received_at=at, recipients=[Recipient("b", "b@example.com")], **heavy))
+    return path
+
+
+def _rows_and_errors(prefix: Path) -> tuple[list[str], list[dict]]:
+    import gzip
+
+    with gzip.open(prefix / "emails.ndjson.gz", "rt", encoding="utf-8") as lines:
+        subjects = [json.loads(line)["subject"] for line in lines]
+    errors = [json.loads(line) for line in (prefix / "errors.ndjson").read_text().splitlines()]
+    return subjects, errors
+
+
+@pytest.mark.parametrize("reader", ["pstfast", "libpff"])
+def test_an_item_over_its_time_budget_is_an_error_row(tmp_path: Path, reader: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # 40 MB of HTML to turn into text: seconds, against a budget of a fraction of one
+    page = "<html><body>" + "<p>slow words for the budget</p>" * 1_300_000 + "</body></html>"
+    pst = _one_heavy_message(tmp_path / "slow.pst", body_html=page)
+    # read once without a budget: this process loads what reading needs (numba's cache, the
+    # HTML parser), which is not the items' time
+    pstfast.extract(pst, tmp_path / "warm", pst_file_id="slow", workers=1, reader=reader, progress=False)
+    monkeypatch.setenv("PSTFAST_ITEM_SECONDS", "0.3")
+    manifest = pstfast.extract(pst, tmp_path / "o", pst_file_id="slow", workers=1, reader=reader, progress=False)
+    subjects, errors = _rows_and_errors(tmp_path / "o" / "pst-v2" / "slow")
+    assert sorted(subjects) == ["light 0", "light 1", "light 2"]
+    assert [(e["kind"], e["item_index"]) for e in errors] == [("item", 3)]
+    assert "took more than 0.3 s (PSTFAST_ITEM_SECONDS)" in errors[0]["reason"]
+    assert manifest.counts["items_seen"] == 4 and manifest.counts["errors"] == 1
+
+
+@pytest.mark.parametrize("reader", ["pstfast", "libpff"])
+def test_an_item_over_its_memory_budget_is_an_error_row(tmp_path: Path, reader: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # 45 MB of text, 90 in UTF-16: over the smallest budget, under libpff's own limit (128 MiB)
+    pst = _one_heavy_message(tmp_path / "big.pst", body_text="big body " * 5_000_000)
+    monkeypatch.setenv("PSTFAST_ITEM_MAX_MB", "64")
+    pstfast.extract(pst, tmp_path / "o", pst_file_id="big", workers=1, reader=reader, progress=False)
+    subjects, errors = _rows_and_errors(tmp_path / "o" / "pst-v2" / "big")
+    assert sorted(subjects) == ["light 0", "light 1", "light 2"]
+    assert len(errors) == 1 and "a value of 90,000,000 bytes, over the 67,108,864 allowed" in errors[0]["reason"]
+    monkeypatch.setenv("PSTFAST_ITEM_MAX_MB", "10")
+    with pytest.raises(pstfast.UsageError, match="give 64 or more"):
+        pstfast.extract(pst, tmp_path / "o2", workers=1)

@@ -37,7 +37,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CorruptPstError, NotAPstError
+from ..errors import CorruptPstError, ItemBudgetExceeded, NotAPstError
 from ..pst.props import (
     ATTACH_BY_VALUE,
     ATTACH_EMBEDDED_MSG,
@@ -604,7 +604,14 @@ class PypffItem:
 
     def values(self) -> dict[int, tuple[int, bytes | None]]:
         item = self.item
-        return pypff_values(item.get_record_set(0) if item.number_of_record_sets else None)
+        values = pypff_values(item.get_record_set(0) if item.number_of_record_sets else None)
+        limit = self.pst.max_value  # libpff reads a value whole: the same budget, checked after
+        if limit is not None:
+            for _, data in values.values():
+                if data is not None and len(data) > limit:  # the words of PstReader's own check
+                    raise ItemBudgetExceeded(f"a value of {len(data):,} bytes, over the {limit:,} allowed "
+                                             "(PSTFAST_ITEM_MAX_MB)")
+        return values
 
     def recipient_values(self) -> list[dict[int, tuple[int, bytes | None]]]:
         table = getattr(self.item, "recipients", None)  # reads the table: once, not twice

@@ -122,6 +122,7 @@ def extract(
     n_workers = config.workers(workers)
     engine = config.reader(reader)
     codepage_override = config.codepage(codepage)
+    budget = config.item_budget()
     # None: "auto", decided by the processes that read (asking needs numba, which this one
     # only loads when it reads items itself)
     compiled: bool | None = config.compiled_reader_setting() if engine == "pstfast" else False
@@ -174,7 +175,9 @@ def extract(
                      sum(sh.items for sh in shards), len(folders), len(shards), n_workers)
             parts = work / "parts"
             parts.mkdir()
-            ctx = WorkerContext(str(local), pst_file_id or "", project_id, str(parts), "", EXTRACTOR_VERSION, engine)
+            item_seconds, item_max_bytes = budget
+            ctx = WorkerContext(str(local), pst_file_id or "", project_id, str(parts), "", EXTRACTOR_VERSION, engine,
+                                item_seconds, item_max_bytes)
             if n_workers > 1:
                 item_reader.close()  # workers open their own readers; none crosses a process boundary
                 item_reader = None

@@ -15,6 +15,8 @@ import logging
 import os
 import pickle
 import shutil
+import signal
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from typing import Any
 import orjson
 
 from .. import config, ids
+from ..errors import ItemBudgetExceeded
 from ..records import (
     ATTACHMENT_COLUMNS,
     ATTACHMENT_FIELDS,
@@ -63,6 +66,9 @@ class WorkerContext:
     attachments_dir: str
     extractor_version: str
     reader: str = "pstfast"  # or "libpff": every item read by pypff (config.READERS)
+    #: what one item may take (config.item_budget): seconds to read it, bytes of a value
+    item_seconds: float = 300.0
+    item_max_bytes: int = 1 << 30
 
 
 class Destination:
@@ -195,17 +201,57 @@ def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
     Needs neither the pst_file_id nor the output folder: it can run while the input is hashed."""
     reader: ItemReader = _STATE["reader"]
     reader.spool = ctx.parts_dir  # big attachments stream to scratch, not into memory
+    reader.pst.max_value = ctx.item_max_bytes
     read: ShardRead = []
-    for sl in shard.slices:
-        for index, nid in enumerate(sl.nids, sl.start):
-            if len(read) % RELEASE_EVERY == RELEASE_EVERY - 1:
-                reader.pst.release_pages()
-            try:
-                read.append((sl.folder_path, index, nid, _read_item(reader, ctx, sl.folder_nid, index, nid)))
-            except Exception as exc:  # one bad item never stops the file: it is recorded
-                read.append((sl.folder_path, index, nid, exc))
+    with _ItemTimer(ctx.item_seconds) as timer:
+        for sl in shard.slices:
+            for index, nid in enumerate(sl.nids, sl.start):
+                if len(read) % RELEASE_EVERY == RELEASE_EVERY - 1:
+                    reader.pst.release_pages()
+                try:
+                    timer.start()
+                    try:
+                        item: ReadMessage | Exception | str = _read_item(reader, ctx, sl.folder_nid, index, nid)
+                    finally:
+                        timer.stop()
+                except Exception as exc:  # one bad item never stops the file: it is recorded
+                    item = exc
+                except ItemBudgetExceeded as exc:
+                    item = f"ItemBudgetExceeded: {exc}"
+                read.append((sl.folder_path, index, nid, item))
     reader.pst.release_pages()
     return read
+
+
+class _ItemTimer:
+    """Interrupts the item being read after *seconds* (SIGALRM: in a process's main thread,
+    where shards are read; Python code is interrupted, a native call when it returns)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.active = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+        self.previous: Any = None
+
+    def __enter__(self) -> _ItemTimer:
+        if self.active:
+            self.previous = signal.signal(signal.SIGALRM, self._expired)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+
+    def _expired(self, signum: int, frame: Any) -> None:
+        raise ItemBudgetExceeded(f"reading the item took more than {self.seconds:g} s (PSTFAST_ITEM_SECONDS)")
+
+    def start(self) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def stop(self) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead,

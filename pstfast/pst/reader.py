@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..errors import CorruptPstError, NotAPstError
+from ..errors import CorruptPstError, ItemBudgetExceeded, NotAPstError
 from .crc import crc32
 from .props import (
     ATTACH_EMBEDDED_MSG,
@@ -292,12 +292,19 @@ class _Node:
         return data[start:end]
 
     def hnid(self, hnid: int) -> bytes:
-        """A value behind an HNID: a heap allocation or a whole subnode."""
+        """A value behind an HNID: a heap allocation or a whole subnode (at most the reader's
+        ``max_value`` bytes: a larger one raises ItemBudgetExceeded before it is read)."""
         if hnid & 0x1F == 0:
             return self.heap(hnid)
         sub = self.subnode(hnid)
         if sub is None:
             raise CorruptPstError(f"{self.where()}: value subnode 0x{hnid:X} is missing")
+        reader = self.reader
+        if reader.max_value is not None and sub.bid_data & 2:  # a data tree: its declared size first
+            size = reader._data_size(sub.bid_data, sub.where())
+            if size > reader.max_value:
+                raise ItemBudgetExceeded(f"a value of {size:,} bytes, over the {reader.max_value:,} allowed "
+                                         "(PSTFAST_ITEM_MAX_MB)")
         return sub.data()
 
     # --- BTH (MS-PST 2.3.2) ---------------------------------------------------------------
@@ -359,6 +366,8 @@ class PstReader:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
+        #: the largest value (bytes) read into memory; None: no limit (see _Node.hnid)
+        self.max_value: int | None = None
         self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close()
         try:
             size = os.fstat(self._file.fileno()).st_size

@@ -36,6 +36,9 @@ from perf.pgtools import Databases
 
 CUSTODIANS = int(os.environ.get("PSTFAST_BENCH_CUSTODIANS", "20"))
 ORG_MESSAGES = int(os.environ.get("PSTFAST_BENCH_ORG_MESSAGES", "10000"))
+#: PSTFAST_BENCH_TEAM_SIZE: the organisation works in teams of N (synth_family's team_size);
+#: unset, anyone writes in any thread (the densest family)
+TEAM_SIZE = int(os.environ["PSTFAST_BENCH_TEAM_SIZE"]) if os.environ.get("PSTFAST_BENCH_TEAM_SIZE") else None
 STAGES = ("load", "thread", "dedupe", "index")
 
 
@@ -48,7 +51,7 @@ def family(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     tmp = tmp_path_factory.mktemp("project")
     options = SynthOptions(messages=ORG_MESSAGES, seed=18, attachment_rate=0.2, large_attachment_every=0,
                            body_kib=1, large_body_every=0)
-    fam = synth_family(tmp / "pst", CUSTODIANS, options=options)
+    fam = synth_family(tmp / "pst", CUSTODIANS, options=options, team_size=TEAM_SIZE)
     ids = []
     for path in fam.paths:
         extract(path, tmp / "out", pst_file_id=path.stem, project_id="matter", progress=False)

@@ -29,7 +29,7 @@ def _synth(args: argparse.Namespace) -> int:
     if args.custodians is not None:
         if args.damaged:
             raise UsageError("--damaged writes variants of one PST: not with --custodians")
-        family = synth_family(args.out, args.custodians, options=options, truth=args.truth)
+        family = synth_family(args.out, args.custodians, options=options, truth=args.truth, team_size=args.team_size)
         emit(args, family.summary(), family)
         return 0
     result = synth(args.out, options=options, truth=args.truth, damaged=args.damaged)
@@ -80,6 +80,9 @@ def register(sub: Subcommands, common: argparse.ArgumentParser) -> None:
                    help="write N custodians' mailboxes of one organisation (OUT/custodian-NNN.pst): each message "
                         "in its sender's and its custodian recipients' PSTs, replies across mailboxes, forwards, "
                         "shared attachments; --messages counts the organisation's messages")
+    q.add_argument("--team-size", type=positive_int, default=None, metavar="N",
+                   help="with --custodians: the staff work in teams of N, a thread within one team (and one in "
+                        "five with someone of another); default: anyone writes in any thread")
     q.add_argument("--messages", type=nonnegative_int, default=200, help="top-level messages (default 200)")
     q.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     q.add_argument("--folders", type=positive_int, default=None, help="user folders (default: grows with --messages)")

@@ -209,9 +209,9 @@ class _Generator:
             return base + _dt.timedelta(seconds=self.rng.randint(0, 4 * 365 * 86400))
         return after + _dt.timedelta(seconds=self.rng.randint(60, 3 * 86400))
 
-    def recipients(self, sender: tuple[str, str]) -> list[Recipient]:
-        others = [p for p in self.people if p != sender]
-        chosen = self.rng.sample(others, self.rng.randint(1, 6))
+    def recipients(self, sender: tuple[str, str], pool: list[tuple[str, str]] | None = None) -> list[Recipient]:
+        others = [p for p in (pool or self.people) if p != sender]
+        chosen = self.rng.sample(others, min(len(others), self.rng.randint(1, 6)))
         out = []
         for i, (name, email) in enumerate(chosen):
             kind = MAPI_TO if i == 0 or self.rng.random() < 0.5 else (MAPI_CC if self.rng.random() < 0.7 else MAPI_BCC)
@@ -226,6 +226,7 @@ class _ThreadState:
     guid: bytes
     root_time: _dt.datetime
     last: tuple[str | None, list[str], bytes, _dt.datetime] | None = None  # (message id, references, index, time)
+    people: list[tuple[str, str]] | None = None  # who writes in it (a team); None: anyone
 
 
 def _conversation_index(guid: bytes, when: _dt.datetime) -> bytes:
@@ -365,8 +366,8 @@ def _attachment_truth(ordinal: int, att: Attachment, embedded: dict[str, Any] | 
 
 def _build_message(gen: _Generator, index: int, thread: _ThreadState, reply: bool) -> Message:
     o, rng = gen.o, gen.rng
-    sender = rng.choice(gen.people)
-    recipients = gen.recipients(sender)
+    sender = rng.choice(thread.people or gen.people)
+    recipients = gen.recipients(sender, thread.people)
     token = f"{o.seed}-{index}"
     parent = thread.last if reply else None
     sent = gen.when(parent[3] if parent else None)
@@ -660,9 +661,15 @@ def synth_family(
     *,
     options: SynthOptions | None = None,
     truth: str | os.PathLike[str] | None = None,
+    team_size: int | None = None,
 ) -> FamilyResult:
     """Write the mailboxes of *custodians* people of one organisation into *out_dir*
     (``custodian-NNN.pst``), from one stream of ``options.messages`` messages.
+
+    With *team_size*, the staff work in teams of that many: a thread is written by one
+    team and the outside partners, and one thread in five also by someone of another team
+    (as in an organisation's departments); without it, anyone writes in any thread (every
+    thread crosses every mailbox: the densest family).
 
     Each message is written, byte for byte the same, into its sender's Sent Items and each
     custodian recipient's Inbox, so the PSTs share Message-IDs (cross-PST threads: replies
@@ -679,6 +686,8 @@ def synth_family(
     options.validate()
     if custodians < 1:
         raise UsageError(f"--custodians must be 1 or more, got {custodians}")
+    if team_size is not None and team_size < 2:
+        raise UsageError(f"--team-size must be 2 or more, got {team_size}")
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     _check_writable(folder / "custodian-000.pst")
@@ -689,6 +698,8 @@ def synth_family(
     outsiders = [(name, f"{local}@partner.example.org") for name, local in _PEOPLE[-4:]]
     gen.people = staff + [p for p in outsiders if p[1] not in {s[1] for s in staff}]
     index_of = {email: i for i, (_, email) in enumerate(staff)}
+    partners = gen.people[len(staff):]
+    teams = [staff[i:i + team_size] for i in range(0, len(staff), team_size)] if team_size else []
     paths = [folder / f"custodian-{i + 1:03d}.pst" for i in range(custodians)]
     writers: list[PstWriter] = []
     boxes: list[tuple[int, int]] = []
@@ -720,6 +731,11 @@ def synth_family(
                 else:
                     topic = f"{rng.choice(_TOPICS)} #{next_thread}"
                 thread = _ThreadState(f"t{next_thread:06d}", topic, rng.randbytes(16), gen.when(None))
+                if teams:
+                    team = list(rng.choice(teams))
+                    if rng.random() < 0.2:
+                        team.append(rng.choice(staff))
+                    thread.people = list(dict.fromkeys(team + partners))
                 open_threads.append(thread)
             msg = _build_message(gen, index, thread, reply)
             if original is not None:

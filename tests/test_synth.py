@@ -398,3 +398,23 @@ def test_cli_unwritable_path_exits_2(tmp_path: Path) -> None:
 def test_options_validation() -> None:
     with pytest.raises(UsageError):
         SynthOptions(attachment_rate=1.5).validate()
+
+
+def test_a_family_in_teams_keeps_threads_within_a_team_or_two(tmp_path: Path) -> None:
+    """--team-size: a thread's copies sit in the mailboxes of one team (and of at most one
+    person from another), so a PST touches the threads of its team, not of the whole org."""
+    from pstfast.synthetic.corpus import synth_family
+
+    fam = synth_family(tmp_path / "f", 12, options=SynthOptions(messages=600, seed=4), truth=tmp_path / "t.json",
+                       team_size=4)
+    truth = json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))
+    team_of = {f"custodian-{i + 1:03d}": i // 4 for i in range(12)}
+    holders: dict[str, set[str]] = collections.defaultdict(set)
+    for m in truth["messages"]:
+        if not m["forward"]:  # a forward starts a thread of its own with the original inside
+            holders[m["thread"]].update(m["custodians"])
+    assert len(holders) > 50
+    for custodians in holders.values():
+        teams = collections.Counter(team_of[c] for c in custodians)
+        assert len(teams) <= 2 and (len(teams) == 1 or min(teams.values()) == 1), teams
+    assert max(len(c) for c in holders.values()) <= 5 and len(fam.paths) == 12

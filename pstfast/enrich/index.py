@@ -33,6 +33,9 @@ from ..db.connect import connection, sql_text
 from ..db.migrate import apply_migrations
 from ..errors import TransientError, UsageError
 from ..pipeline.stagelog import register_pst_file, set_status, stage_prefix
+from .attachments import extract_texts
+from .embed import MODES as EMBEDDING_MODES
+from .vectors import embed_pst
 
 if TYPE_CHECKING:
     from ..db.connect import Database
@@ -83,8 +86,22 @@ class IndexResult:
     cut_entries: int = 0
     #: documents the OpenSearch server refused (a mapping conflict, a bad value): not indexed
     rejected: int = 0
-    #: what the stage manifest lists under ``warnings``: cut entries, rejected documents
+    #: what the stage manifest lists under ``warnings``: cut entries, rejected documents,
+    #: attachments that gave no text (encrypted, too large, failed)
     warnings: list[str] = field(default_factory=list)
+    #: attachment contents whose text was extracted by this run (the project's cache had the rest)
+    attachment_texts: int = 0
+    #: attachment search entries added (postgres) or attachment documents sent (opensearch)
+    attachment_entries: int = 0
+    #: the PST's attachment contents by text status: ok, empty, encrypted, unsupported, too_large, failed
+    attachment_statuses: dict[str, int] = field(default_factory=dict)
+    #: the embedding mode of this run (``none``, ``fast``, ``quality``)
+    embeddings: str = "none"
+    #: emails and attachment text chunks embedded by this run
+    embedded_emails: int = 0
+    embedded_chunks: int = 0
+    #: seconds of the parts: attachment_text, embeddings
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def index_name(project_id: str) -> str:
@@ -316,11 +333,16 @@ def index(
     project_id: str | None = None,
     backend: str = "postgres",
     opensearch_url: str | None = None,
+    embeddings: str | None = None,
 ) -> IndexResult:
-    """Make one PST's emails searchable with *backend*; idempotent.
+    """Make one PST's emails and their attachments' text searchable with *backend*, and with
+    *embeddings* (``fast`` or ``quality``; default ``PSTFAST_EMBEDDINGS``, else none) their
+    vectors too; idempotent.
 
     Raises:
-        UsageError: an unknown backend, or ``opensearch`` without a URL.
+        UsageError: an unknown backend or embedding mode, or ``opensearch`` without a URL.
+        MissingDependencyError: *embeddings* without the ``[semantic]`` extra, or pgvector
+            missing on the server (postgres backend).
         StorageError: OpenSearch or the bulk files could not be reached (transient).
         DatabaseError: PostgreSQL is unreachable or the connection dropped (transient: retry).
     """
@@ -328,11 +350,18 @@ def index(
         raise UsageError(f"unknown index backend {backend!r} (choose {', '.join(BACKENDS)})")
     if backend == "opensearch" and not opensearch_url:
         raise UsageError("--index-backend opensearch needs --opensearch-url")
+    embeddings = embeddings if embeddings is not None else os.environ.get("PSTFAST_EMBEDDINGS") or None
+    if embeddings in ("none", ""):
+        embeddings = None
+    if embeddings is not None and embeddings not in EMBEDDING_MODES:
+        raise UsageError(f"unknown embedding mode {embeddings!r} (choose {', '.join(EMBEDDING_MODES)} or none)")
     t0 = time.perf_counter()
     with connection(db) as conn:
         apply_migrations(conn)
         project = register_pst_file(conn, pst_file_id, project_id)
         conn.commit()
+        texts = extract_texts(root, pst_file_id, project, db)
+        vectors = embed_pst(db, project, pst_file_id, embeddings) if embeddings and backend == "postgres" else None
         if backend == "postgres":
             fill_search_vectors(db, project, pst_file_id)
             with conn.transaction():
@@ -341,10 +370,16 @@ def index(
                 count = int(row[0]) if row else 0
                 cut, warnings = cut_warnings(conn, project, pst_file_id)
                 set_status(conn, pst_file_id, "indexed")
+            warnings += texts.warnings
             for warning in warnings:
                 log.warning("index %s: %s", pst_file_id, warning)
             return IndexResult(pst_file_id, project, backend, count, round(time.perf_counter() - t0, 6),
-                               cut_entries=cut, warnings=warnings)
+                               cut_entries=cut, warnings=warnings, attachment_texts=texts.extracted,
+                               attachment_entries=texts.entries, attachment_statuses=texts.statuses,
+                               embeddings=embeddings or "none", embedded_emails=vectors.emails if vectors else 0,
+                               embedded_chunks=vectors.chunks if vectors else 0,
+                               timings={"attachment_text": texts.seconds,
+                                        "embeddings": vectors.seconds if vectors else 0.0})
 
         name = index_name(project)
         cuts: list[tuple[str, dict[str, list[int]]]] = []

@@ -11,7 +11,7 @@ import datetime as _dt
 import logging
 import uuid
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..db.connect import connection, sql_text
 from ..db.migrate import require_current
@@ -47,10 +47,15 @@ class SearchHit:
     mode: str = "text"
 
 
+def _hit(row: tuple[Any, ...], mode: str) -> SearchHit:
+    """A hit from a row of search.sql / search_semantic.sql (same first ten columns)."""
+    return SearchHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], float(row[7]), row[8], row[9], mode)
+
+
 def _text(conn: object, query: str, project_id: str, limit: int) -> list[SearchHit]:
     rows = conn.execute(sql_text("search.sql"),  # type: ignore[attr-defined]
                         {"query": query, "project_id": project_id, "limit": limit}).fetchall()
-    return [SearchHit(*row[:10], mode="text") for row in rows]
+    return [_hit(row, "text") for row in rows]
 
 
 def _semantic(conn: object, query: str, project_id: str, limit: int, model: str) -> list[SearchHit]:
@@ -71,7 +76,7 @@ def _semantic(conn: object, query: str, project_id: str, limit: int, model: str)
         rows = conn.execute(sql_text("search_semantic.sql"),  # type: ignore[attr-defined]
                             {"vector": vector, "project_id": project_id, "model": model,
                              "k": max(limit * 4, 40), "limit": limit}).fetchall()
-    return [SearchHit(*row, mode="semantic") for row in rows]
+    return [_hit(row, "semantic") for row in rows]
 
 
 def fuse(lists: list[list[SearchHit]], limit: int, k: int = RRF_K) -> list[SearchHit]:

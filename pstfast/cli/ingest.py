@@ -108,8 +108,18 @@ def _warm_up(args: argparse.Namespace) -> int:
     from ..extraction.warmup import warm_up
 
     seconds = warm_up()
-    emit(args, f"pstfast warm-up: compiled code ready in numba's cache (kernels {seconds['kernels']:.2f} s, "
-               f"PST reader {seconds['reader']:.2f} s)", seconds)
+    text = (f"pstfast warm-up: compiled code ready in numba's cache (kernels {seconds['kernels']:.2f} s, "
+            f"PST reader {seconds['reader']:.2f} s)")
+    if args.embeddings:
+        import time
+
+        from ..enrich.embed import cache_dir, embedder
+
+        t0 = time.perf_counter()
+        embedder("fast")  # builds the fast model's table into the cache folder when missing
+        seconds["embeddings"] = round(time.perf_counter() - t0, 3)
+        text += f"; fast embedding table ready in {cache_dir()} ({seconds['embeddings']:.2f} s)"
+    emit(args, text, seconds)
     return 0
 
 
@@ -214,5 +224,8 @@ def register(sub: Subcommands, common: argparse.ArgumentParser) -> None:
                     "uses the compiled PST reader and starts with warm kernels. Takes 30-120 s once; "
                     "a few tenths of a second when the cache is already warm.",
     )
+    p.add_argument("--embeddings", action="store_true",
+                   help="also build the fast embedding model's table (PSTFAST_CACHE_DIR, else ~/.cache/pstfast; "
+                        "~35-60 s once; needs pstfast[semantic])")
     add_json(p)
     p.set_defaults(handler=_warm_up)

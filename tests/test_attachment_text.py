@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from pathlib import Path
 
 import psycopg
@@ -107,6 +108,11 @@ def test_each_content_is_read_once_per_project(pst: Path, tmp_path: Path, pg_dsn
     second = pstfast.index(tmp_path, "att2", pg_dsn)
     assert second.attachment_texts == 0 and second.attachment_entries == 7
     assert len(pstfast.search(f'"{PHRASES["pdf"]}"', PROJECT, pg_dsn)) == 2
+    pstfast.remove("att2", pg_dsn)  # its attachment entries go; the project's texts stay
+    assert len(pstfast.search(f'"{PHRASES["pdf"]}"', PROJECT, pg_dsn)) == 1
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM attachment_search").fetchone() == (7,)
+        assert conn.execute("SELECT count(*) FROM attachment_texts").fetchone() == (9,)
 
 
 def test_the_sandbox_kills_a_hang_and_survives_a_crash() -> None:
@@ -137,6 +143,8 @@ def test_formats_statuses_and_limits() -> None:
     assert extract(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, "old.doc", None).status == "unsupported"
     assert extract(b"\x89PNG\r\n\x1a\n" + bytes(200), "logo.png", "image/png").status == "unsupported"
     assert extract(b"", "empty.txt", "text/plain").status == "empty"
+    noise = extract(random.Random(21).randbytes(5000), "noise.txt", "text/plain")  # binary behind a text name
+    assert noise.status == "unsupported" and "binary data" in (noise.reason or "")
     assert extract(b"x" * 2000, "big.txt", None, Limits(max_bytes=1000)).status == "too_large"
     assert extract("Grüße aus Köln, naïve café".encode("cp1252"), "latin.txt", None).text.startswith("Grüße")
     nested = documents.zip_of({"a.zip": documents.zip_of({"b.zip": documents.zip_of({"c.txt": b"deep words"})})})

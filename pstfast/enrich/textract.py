@@ -57,6 +57,10 @@ class EncryptedDocument(Exception):
     """The document needs a password."""
 
 
+class NotText(Exception):
+    """Bytes with a text name or type that are not text."""
+
+
 def _pdf(data: bytes, limits: Limits) -> str:
     import pypdfium2 as pdfium
 
@@ -181,7 +185,13 @@ def _rtf(data: bytes, limits: Limits) -> str:
 
 
 def _plain(data: bytes, limits: Limits) -> str:
-    return decode_text(data)
+    text = decode_text(data)
+    sample = text[:20_000]
+    junk = sum(1 for c in sample if c == "\ufffd" or (c < " " and c not in "\t\n\r\f"))
+    if sample and junk > len(sample) // 20:
+        # binary bytes behind a text name: some decoder always "succeeds", and its output is noise
+        raise NotText(f"{junk} of the first {len(sample)} characters are control or undecodable")
+    return text
 
 
 _OOXML = {"word/document.xml": "docx", "xl/workbook.xml": "xlsx", "ppt/presentation.xml": "pptx"}
@@ -290,6 +300,8 @@ def extract(data: bytes, filename: str | None, mime_type: str | None, limits: Li
         text = kernel(data, limits)
     except EncryptedDocument as exc:
         return Extracted("encrypted", "", library, str(exc)[:200] or "password required")
+    except NotText as exc:
+        return Extracted("unsupported", "", library, f"binary data, not text ({exc})")
     except MemoryError:
         return Extracted("too_large", "", library, "ran out of the worker's memory limit")
     except Exception as exc:  # noqa: BLE001 - any parser error is this file's status, never the stage's

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import storage
-from ..errors import WorkerDiedError
+from ..errors import InputError, WorkerDiedError
 from ..db.connect import connection, sql_text
 from .textract import VERSION, Extracted, Limits
 
@@ -156,7 +156,8 @@ def extract_texts(
 
     Raises:
         DatabaseError: PostgreSQL is unreachable or the connection dropped (transient: retry).
-        StorageError: an attachment object could not be read (transient: retry).
+        StorageError: an attachment object could not be read (transient: retry; a missing
+            object is that content's ``failed: object missing`` instead).
     """
     limits = limits or Limits()
     t0 = time.perf_counter()
@@ -218,9 +219,14 @@ def _extract_all(db: Database, project_id: str, prefix: str, todo: list[Any], li
                     extracted = Extracted("too_large", "", "none", f"{size:,} bytes > {limits.max_bytes:,}")
                     kind, nbytes = None, int(size)
                 else:
-                    data = storage.read_bytes(storage.join(prefix, key))
+                    try:
+                        data = storage.read_bytes(storage.join(prefix, key))
+                    except InputError as exc:  # gone from storage: retrying cannot bring it back
+                        data, exc_text = b"", str(exc)
+                        extracted, kind = Extracted("failed", "", "none", f"object missing: {exc_text}"), None
+                    else:
+                        extracted, kind = box.run(data, filename, mime)
                     nbytes = len(data)
-                    extracted, kind = box.run(data, filename, mime)
                 status = extracted.status if extracted.status != "failed" else f"failed: {extracted.reason}"
                 done.put({"project_id": project_id, "sha256": sha256, "status": status[:1000],
                           "reason": extracted.reason, "extractor": extracted.extractor, "version": VERSION,

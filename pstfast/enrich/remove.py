@@ -68,7 +68,8 @@ def remove(pst_file_id: str, db: Database = None, *, project_id: str | None = No
         def delete() -> tuple[int, ...]:
             params = {"project_id": project, "pst_file_id": pst_file_id}
             conn.execute(sql_text("remove_attachment_search.sql"), params)
-            if conn.execute("SELECT to_regclass('email_vectors')").fetchone()[0] is not None:
+            vectors = conn.execute("SELECT to_regclass('email_vectors') IS NOT NULL").fetchone()
+            if vectors and vectors[0]:
                 conn.execute(sql_text("remove_vectors.sql"), params)
             row = conn.execute("SELECT * FROM pstfast_remove_pst(%s, %s)", (project, pst_file_id)).fetchone()
             assert row is not None

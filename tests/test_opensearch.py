@@ -18,7 +18,8 @@ from osmem_server import OsmemServer
 import pstfast
 from pstfast.enrich.index import index_name
 from pstfast.pipeline.stage import run_stage
-from pstfast.pst.write.messaging import Message, PstWriter, Recipient
+from pstfast.pst.write.messaging import Attachment, Message, PstWriter, Recipient
+from pstfast.synthetic import documents
 
 T0 = dt.datetime(2024, 6, 7, 8, 9, 10, tzinfo=dt.timezone.utc)
 PROJECT = "os-proj"
@@ -146,3 +147,35 @@ def test_huge_fields_are_cut_for_opensearch_too(tmp_path: Path, pg_dsn: str, os_
     assert len(huge["body_text"]) <= 1_000_000 and sum(len(r) for r in huge["to"]) <= 1_000_000
     assert huge["cut"]["body"][1] == len("aardvarkstart " + "filler words " * 100_000)
     assert huge["cut"]["recipients"][0] < huge["cut"]["recipients"][1]
+
+
+def test_attachment_texts_and_vectors_reach_opensearch(tmp_path: Path, pg_dsn: str, os_url: str) -> None:
+    """Attachment documents name their e-mail and thread; the index is created with a k-NN
+    mapping and every document carries its 384-dimensional ``embedding``. osmem-server has no
+    k-NN query: that the mapping is accepted and the vectors round-trip is what it can show."""
+    path = tmp_path / "att.pst"
+    with PstWriter(path) as writer:
+        inbox = writer.add_folder(writer.ipm_subtree, "Inbox")
+        writer.add_message(inbox, Message(
+            subject="plans", sender_name="Ann", sender_email="ann@example.com", sent_at=T0, received_at=T0,
+            body_text="see the attached memo", recipients=[Recipient("Bob", "bob@example.com")],
+            attachments=[Attachment("memo.docx", documents.KINDS["docx"][1], documents.docx("capybara treaty"))]))
+    out = tmp_path / "out"
+    pstfast.extract(path, out, pst_file_id="os1", project_id=PROJECT, workers=1, progress=False)
+    pstfast.load(out, "os1", pg_dsn)
+    pstfast.thread(out, "os1", pg_dsn)
+    outcome = run_stage("index", pst_file_id="os1", out=out, db=pg_dsn, index_backend="opensearch",
+                        opensearch_url=os_url, embeddings="fast")
+    assert (outcome.result.documents, outcome.result.attachment_entries) == (1, 1)
+    client = _client(os_url)
+    mapping = client.indices.get_mapping(index=index_name(PROJECT))[index_name(PROJECT)]["mappings"]["properties"]
+    assert mapping["embedding"]["type"] == "knn_vector" and mapping["embedding"]["dimension"] == 384
+    found = client.search(index=index_name(PROJECT), body={"query": {"match": {"attachment_text": "capybara"}}})
+    [hit] = found["hits"]["hits"]
+    email = next(d for d in _all_docs(os_url).values() if d["doc_type"] == "email")
+    assert hit["_source"]["doc_type"] == "attachment" and hit["_source"]["filename"] == "memo.docx"
+    assert hit["_source"]["email_id"] == email["email_id"] and hit["_source"]["thread_id"] == email["thread_id"]
+    assert len(hit["_source"]["embedding"]) == 384 and len(email["embedding"]) == 384
+    again = run_stage("index", pst_file_id="os1", out=out, db=pg_dsn, index_backend="opensearch",
+                      opensearch_url=os_url, embeddings="fast")
+    assert again.report.status == "succeeded" and client.count(index=index_name(PROJECT))["count"] == 2

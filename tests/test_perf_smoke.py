@@ -156,3 +156,24 @@ def test_ratio_table_supersedes_unsized_extract_runs() -> None:
     assert names == {("test_pstfast[20000-2]", "readpst -j 2"): 0.5, ("test_pstfast[50000-2]", "readpst -j 2"): 0.5}
     # with no sized run after it, the old row is still the latest word
     assert [r["benchmark"] for r in dashboard.ratio_table([old])] == ["test_pstfast[2]"]
+
+
+def test_search_benchmarks_run_and_record(tmp_path: Path) -> None:
+    """perf/bench_search.py once on 10 e-mails: every format, both embedding modes, the
+    index stage per mode, each with the figure perf/README.md quotes."""
+    out = tmp_path / "search.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("PSTFAST_DATABASE_URL", "PSTFAST_EMBEDDINGS")}
+    env.update(PSTFAST_BENCH_SEARCH_EMAILS="10", PSTFAST_BENCH_ROUNDS="1")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "perf/bench_search.py",
+           "--benchmark-enable", "--benchmark-min-rounds=1", "--benchmark-max-time=0.000001",
+           "--benchmark-warmup=off", f"--benchmark-json={out}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    benches = _benchmarks(out)
+    for kind in ("pdf", "docx", "xlsx", "pptx", "html", "text", "zip"):
+        assert benches[f"bench_search.py::test_attachment_text[{kind}]"]["extra_info"]["mb_per_s"] > 0
+    for mode in ("fast", "quality"):
+        assert benches[f"bench_search.py::test_embeddings[{mode}]"]["extra_info"]["texts_per_s"] > 0
+    for mode in ("none", "fast", "quality"):
+        info = benches[f"bench_search.py::test_index_stage[{mode}]"]["extra_info"]
+        assert info["messages"] == 10 and info["seconds_per_1000"] > 0

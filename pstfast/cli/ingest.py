@@ -62,9 +62,10 @@ def _remove(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from ..enrich.search import search
 
-    hits = search(args.query, args.project_id, args.db, limit=args.limit)
+    hits = search(args.query, args.project_id, args.db, limit=args.limit, mode=args.mode, model=args.model)
     lines = [f"{hit.email_id}  {hit.sent_at.isoformat() if hit.sent_at else '-'}  {hit.sender_email or '-'}  "
-             f"{hit.subject or ''}" for hit in hits]
+             f"{hit.subject or ''}" + (f"  [attachment: {hit.attachment_filename}]" if hit.attachment_id else "")
+             for hit in hits]
     emit(args, "\n".join(lines), [dataclasses.asdict(hit) for hit in hits])
     if not args.json:
         stderr(f"{len(hits)} match(es)")
@@ -107,8 +108,18 @@ def _warm_up(args: argparse.Namespace) -> int:
     from ..extraction.warmup import warm_up
 
     seconds = warm_up()
-    emit(args, f"pstfast warm-up: compiled code ready in numba's cache (kernels {seconds['kernels']:.2f} s, "
-               f"PST reader {seconds['reader']:.2f} s)", seconds)
+    text = (f"pstfast warm-up: compiled code ready in numba's cache (kernels {seconds['kernels']:.2f} s, "
+            f"PST reader {seconds['reader']:.2f} s)")
+    if args.embeddings:
+        import time
+
+        from ..enrich.embed import cache_dir, embedder
+
+        t0 = time.perf_counter()
+        embedder("fast")  # builds the fast model's table into the cache folder when missing
+        seconds["embeddings"] = round(time.perf_counter() - t0, 3)
+        text += f"; fast embedding table ready in {cache_dir()} ({seconds['embeddings']:.2f} s)"
+    emit(args, text, seconds)
     return 0
 
 
@@ -148,10 +159,17 @@ def register(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     add_json(p)
     p.set_defaults(handler=_extract)
 
-    p = sub.add_parser("search", parents=[common], help="full-text search over a project's indexed emails")
-    p.add_argument("query", help='web-search syntax: words, "a phrase", -exclude, or')
+    p = sub.add_parser("search", parents=[common],
+                       help="search a project's indexed emails and their attachments (text, semantic, hybrid)")
+    p.add_argument("query", help='text mode: web-search syntax (words, "a phrase", -exclude, or); '
+                                 'semantic: any sentence')
     p.add_argument("--project-id", required=True, metavar="P", type=identifier("project_id"), help="project id")
     add_db(p)
+    p.add_argument("--mode", choices=["text", "semantic", "hybrid"], default="text",
+                   help="text (full text, default), semantic (nearest embeddings, pgvector) or hybrid "
+                        "(reciprocal-rank fusion of both)")
+    p.add_argument("--model", choices=["fast", "quality"], default="fast",
+                   help="semantic/hybrid: the embedding mode the index stage used (default fast)")
     p.add_argument("--limit", type=positive_int, default=20, help="most matches to print (default 20)")
     add_json(p)
     p.set_defaults(handler=_search)
@@ -206,5 +224,8 @@ def register(sub: Subcommands, common: argparse.ArgumentParser) -> None:
                     "uses the compiled PST reader and starts with warm kernels. Takes 30-120 s once; "
                     "a few tenths of a second when the cache is already warm.",
     )
+    p.add_argument("--embeddings", action="store_true",
+                   help="also build the fast embedding model's table (PSTFAST_CACHE_DIR, else ~/.cache/pstfast; "
+                        "~35-60 s once; needs pstfast[semantic])")
     add_json(p)
     p.set_defaults(handler=_warm_up)

@@ -8,16 +8,22 @@ Backends:
   then merge its GIN index's pending list in one batch (``sql/index_finish.sql``); query it
   with :func:`pstfast.search`.
 * ``opensearch``: build ``_bulk`` NDJSON (deterministic ``_id`` = email_id, documents in
-  email_id order, key-sorted JSON), write it under ``stages/index/`` as ``bulk-NNNNN.ndjson``
-  files of at most ~10 MB each (each one a valid ``_bulk`` body, listed in ``bulk.json``)
-  so it can be replayed, then send the same actions with opensearch-py's
-  ``streaming_bulk`` (chunks of ~10 MB).
+  email_id order, then one document per attachment with text, ``_id`` = attachment_id;
+  key-sorted JSON; with *embeddings*, each with its ``embedding``), write it under
+  ``stages/index/`` as ``bulk-NNNNN.ndjson`` files of at most ~10 MB each (each one a valid
+  ``_bulk`` body, listed in ``bulk.json``) so it can be replayed, then send what the files
+  hold with opensearch-py's ``streaming_bulk`` (chunks of ~10 MB), into an index created
+  with :func:`index_mapping` (a ``knn_vector`` field) when it does not exist.
+
+Both backends first run the attachment text step (:mod:`pstfast.enrich.attachments`); the
+postgres backend then embeds with *embeddings* into pgvector (:mod:`pstfast.enrich.vectors`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -33,6 +39,9 @@ from ..db.connect import connection, sql_text
 from ..db.migrate import apply_migrations
 from ..errors import TransientError, UsageError
 from ..pipeline.stagelog import register_pst_file, set_status, stage_prefix
+from .attachments import extract_texts
+from .embed import MODES as EMBEDDING_MODES
+from .vectors import embed_pst
 
 if TYPE_CHECKING:
     from ..db.connect import Database
@@ -83,8 +92,22 @@ class IndexResult:
     cut_entries: int = 0
     #: documents the OpenSearch server refused (a mapping conflict, a bad value): not indexed
     rejected: int = 0
-    #: what the stage manifest lists under ``warnings``: cut entries, rejected documents
+    #: what the stage manifest lists under ``warnings``: cut entries, rejected documents,
+    #: attachments that gave no text (encrypted, too large, failed)
     warnings: list[str] = field(default_factory=list)
+    #: attachment contents whose text was extracted by this run (the project's cache had the rest)
+    attachment_texts: int = 0
+    #: attachment search entries added (postgres) or attachment documents sent (opensearch)
+    attachment_entries: int = 0
+    #: the PST's attachment contents by text status: ok, empty, encrypted, unsupported, too_large, failed
+    attachment_statuses: dict[str, int] = field(default_factory=dict)
+    #: the embedding mode of this run (``none``, ``fast``, ``quality``)
+    embeddings: str = "none"
+    #: emails and attachment text chunks embedded by this run
+    embedded_emails: int = 0
+    embedded_chunks: int = 0
+    #: seconds of the parts: attachment_text, embeddings
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def index_name(project_id: str) -> str:
@@ -162,6 +185,7 @@ def documents(
         names = [d.name for d in cur.description]
         for row in cur:
             doc = {name: _jsonable(value) for name, value in zip(names, row)}
+            doc["doc_type"] = "email"
             cut = cut_fields(doc)
             if cut:
                 doc["cut"] = cut
@@ -170,10 +194,94 @@ def documents(
             yield doc
 
 
-def bulk_actions(docs: Iterable[dict[str, Any]], index: str) -> Iterator[dict[str, Any]]:
-    """opensearch-py actions: index each document under its email_id."""
+def attachment_documents(conn: Any, project_id: str, pst_file_id: str) -> Iterator[dict[str, Any]]:
+    """One JSON-ready document per attachment of the PST whose content has text
+    (``doc_type`` ``attachment``, ``_id`` = attachment_id), naming its e-mail and thread; the
+    text cut to :data:`BODY_CHARS` (a cut document carries ``cut``)."""
+    with conn.cursor(name="pstfast_index_attachment_docs") as cur:
+        cur.itersize = 200
+        cur.execute(sql_text("index_attachment_docs.sql"),
+                    {"project_id": project_id, "pst_file_id": pst_file_id, "text_chars": BODY_CHARS})
+        names = [d.name for d in cur.description]
+        for row in cur:
+            doc = {name: _jsonable(value) for name, value in zip(names, row)}
+            doc["doc_type"] = "attachment"
+            chars = doc.pop("text_chars")
+            if isinstance(chars, int) and chars > len(doc["attachment_text"] or ""):
+                doc["cut"] = {"attachment_text": [len(doc["attachment_text"]), chars]}
+            yield doc
+
+
+def with_embeddings(docs: Iterable[dict[str, Any]], mode: str, batch: int = 256) -> Iterator[dict[str, Any]]:
+    """*docs* with an ``embedding`` (the ``knn_vector`` field) each: an e-mail's of its
+    subject and body, an attachment's the normalised mean of its text chunks' vectors."""
+    import numpy as np
+
+    from .embed import chunks, embedder
+    from .vectors import EMAIL_CHARS
+
+    model = embedder(mode)
+
+    def flush(pending: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        texts: list[str] = []
+        spans: list[tuple[int, int]] = []
+        for doc in pending:
+            if doc["doc_type"] == "attachment":
+                pieces = chunks(doc.get("attachment_text") or "") or [""]
+            else:
+                pieces = ["\n".join(filter(None, (doc.get("subject"), (doc.get("body_text") or "")[:EMAIL_CHARS])))]
+            spans.append((len(texts), len(texts) + len(pieces)))
+            texts += pieces
+        vectors = model.encode(texts)
+        for doc, (start, end) in zip(pending, spans):
+            mean = vectors[start:end].mean(0)
+            norm = float(np.linalg.norm(mean))
+            doc["embedding"] = [round(float(x), 6) for x in (mean / norm if norm else mean)]
+            yield doc
+
+    pending: list[dict[str, Any]] = []
     for doc in docs:
-        yield {"_op_type": "index", "_index": index, "_id": doc["email_id"], "_source": doc}
+        pending.append(doc)
+        if len(pending) >= batch:
+            yield from flush(pending)
+            pending = []
+    if pending:
+        yield from flush(pending)
+
+
+def index_mapping(dimensions: int = 384) -> dict[str, Any]:
+    """The mapping a new project index is created with: the id fields as keywords and
+    ``embedding`` a ``knn_vector`` (HNSW, cosine, Lucene engine) for k-NN queries."""
+    keyword = {"type": "keyword"}
+    return {
+        "settings": {"index": {"knn": True}},
+        "mappings": {"properties": {
+            "doc_type": keyword, "email_id": keyword, "attachment_id": keyword, "thread_id": keyword,
+            "pst_file_id": keyword, "project_id": keyword, "sha256": keyword,
+            "attachment_text": {"type": "text"}, "filename": {"type": "text"},
+            "embedding": {"type": "knn_vector", "dimension": dimensions,
+                          "method": {"name": "hnsw", "space_type": "cosinesimil", "engine": "lucene"}},
+        }},
+    }
+
+
+def bulk_actions(docs: Iterable[dict[str, Any]], index: str) -> Iterator[dict[str, Any]]:
+    """opensearch-py actions: index each document under its attachment_id (an attachment
+    document) or email_id."""
+    for doc in docs:
+        yield {"_op_type": "index", "_index": index, "_id": doc.get("attachment_id") or doc["email_id"],
+               "_source": doc}
+
+
+def actions_from_bulk_files(root: str | os.PathLike[str], pst_file_id: str, names: list[str]) -> Iterator[dict[str, Any]]:
+    """The actions of the ``bulk-NNNNN.ndjson`` files written by :func:`write_bulk_files`:
+    what is sent is exactly what was written (embeddings are computed once)."""
+    prefix = stage_prefix(root, pst_file_id, "index")
+    for name in names:
+        lines = storage.read_bytes(storage.join(prefix, name)).decode().splitlines()
+        for head, body in zip(lines[0::2], lines[1::2]):
+            meta = json.loads(head)["index"]
+            yield {"_op_type": "index", "_index": meta["_index"], "_id": meta["_id"], "_source": json.loads(body)}
 
 
 def bulk_ndjson_chunks(actions: Iterable[dict[str, Any]], max_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -229,9 +337,11 @@ def _item_error(item: dict[str, Any]) -> tuple[str, int, str]:
     return str(info.get("_id")), int(info.get("status") or 0), reason[:500]
 
 
-def send_bulk(url: str, actions: Iterable[dict[str, Any]], index: str | None = None) -> BulkOutcome:
+def send_bulk(url: str, actions: Iterable[dict[str, Any]], index: str | None = None,
+              mapping: dict[str, Any] | None = None) -> BulkOutcome:
     """Send *actions* to OpenSearch at *url* with ``streaming_bulk`` (429s retried), then
-    refresh *index* so what was sent is searchable when this returns.
+    refresh *index* so what was sent is searchable when this returns. A missing *index* is
+    first created with *mapping* (an existing one is left as it is).
 
     A document the server refuses (status 4xx: a mapping conflict, a value it cannot
     parse) is returned in :attr:`BulkOutcome.rejected`: sending it again would not help.
@@ -251,6 +361,8 @@ def send_bulk(url: str, actions: Iterable[dict[str, Any]], index: str | None = N
     outcome = BulkOutcome(0)
     retryable: list[tuple[str, int, str]] = []
     try:
+        if index is not None and mapping is not None and not client.indices.exists(index=index):
+            client.indices.create(index=index, body=mapping)
         for ok, item in streaming_bulk(
             client, actions, chunk_size=10_000, max_chunk_bytes=CHUNK_BYTES, max_retries=3,
             raise_on_error=False, raise_on_exception=True,
@@ -316,11 +428,16 @@ def index(
     project_id: str | None = None,
     backend: str = "postgres",
     opensearch_url: str | None = None,
+    embeddings: str | None = None,
 ) -> IndexResult:
-    """Make one PST's emails searchable with *backend*; idempotent.
+    """Make one PST's emails and their attachments' text searchable with *backend*, and with
+    *embeddings* (``fast`` or ``quality``; default ``PSTFAST_EMBEDDINGS``, else none) their
+    vectors too; idempotent.
 
     Raises:
-        UsageError: an unknown backend, or ``opensearch`` without a URL.
+        UsageError: an unknown backend or embedding mode, or ``opensearch`` without a URL.
+        MissingDependencyError: *embeddings* without the ``[semantic]`` extra, or pgvector
+            missing on the server (postgres backend).
         StorageError: OpenSearch or the bulk files could not be reached (transient).
         DatabaseError: PostgreSQL is unreachable or the connection dropped (transient: retry).
     """
@@ -328,11 +445,18 @@ def index(
         raise UsageError(f"unknown index backend {backend!r} (choose {', '.join(BACKENDS)})")
     if backend == "opensearch" and not opensearch_url:
         raise UsageError("--index-backend opensearch needs --opensearch-url")
+    embeddings = embeddings if embeddings is not None else os.environ.get("PSTFAST_EMBEDDINGS") or None
+    if embeddings in ("none", ""):
+        embeddings = None
+    if embeddings is not None and embeddings not in EMBEDDING_MODES:
+        raise UsageError(f"unknown embedding mode {embeddings!r} (choose {', '.join(EMBEDDING_MODES)} or none)")
     t0 = time.perf_counter()
     with connection(db) as conn:
         apply_migrations(conn)
         project = register_pst_file(conn, pst_file_id, project_id)
         conn.commit()
+        texts = extract_texts(root, pst_file_id, project, db)
+        vectors = embed_pst(db, project, pst_file_id, embeddings) if embeddings and backend == "postgres" else None
         if backend == "postgres":
             fill_search_vectors(db, project, pst_file_id)
             with conn.transaction():
@@ -341,20 +465,32 @@ def index(
                 count = int(row[0]) if row else 0
                 cut, warnings = cut_warnings(conn, project, pst_file_id)
                 set_status(conn, pst_file_id, "indexed")
+            warnings += texts.warnings
             for warning in warnings:
                 log.warning("index %s: %s", pst_file_id, warning)
             return IndexResult(pst_file_id, project, backend, count, round(time.perf_counter() - t0, 6),
-                               cut_entries=cut, warnings=warnings)
+                               cut_entries=cut, warnings=warnings, attachment_texts=texts.extracted,
+                               attachment_entries=texts.entries, attachment_statuses=texts.statuses,
+                               embeddings=embeddings or "none", embedded_emails=vectors.emails if vectors else 0,
+                               embedded_chunks=vectors.chunks if vectors else 0,
+                               timings={"attachment_text": texts.seconds,
+                                        "embeddings": vectors.seconds if vectors else 0.0})
 
         name = index_name(project)
         cuts: list[tuple[str, dict[str, list[int]]]] = []
         with conn.transaction():
-            names, size = write_bulk_files(
-                root, pst_file_id, bulk_ndjson_chunks(bulk_actions(documents(conn, project, pst_file_id, cuts), name))
-            )
+            docs: Iterator[dict[str, Any]] = itertools.chain(documents(conn, project, pst_file_id, cuts),
+                                   attachment_documents(conn, project, pst_file_id))
+            if embeddings:
+                docs = with_embeddings(docs, embeddings)
+            names, size = write_bulk_files(root, pst_file_id, bulk_ndjson_chunks(bulk_actions(docs, name)))
+        attachment_ids = {a["_id"] for a in actions_from_bulk_files(root, pst_file_id, names)
+                          if a["_source"].get("doc_type") == "attachment"}
         with conn.transaction():
-            sent = send_bulk(str(opensearch_url), bulk_actions(documents(conn, project, pst_file_id), name), name)
+            sent = send_bulk(str(opensearch_url), actions_from_bulk_files(root, pst_file_id, names), name,
+                             index_mapping())
             set_status(conn, pst_file_id, "indexed")
+        attachments_sent = len(attachment_ids - {doc_id for doc_id, _ in sent.rejected})
         warnings = [f"email {email_id}: document cut to the OpenSearch field limits: {_cut_text(cut)}"
                     for email_id, cut in cuts[:MAX_WARNINGS]]
         if len(cuts) > MAX_WARNINGS:
@@ -363,7 +499,12 @@ def index(
                      for email_id, reason in sent.rejected[:MAX_WARNINGS]]
         if len(sent.rejected) > MAX_WARNINGS:
             warnings.append(f"... and {len(sent.rejected) - MAX_WARNINGS:,} more documents rejected")
+        warnings += texts.warnings
         for warning in warnings:
             log.warning("index %s: %s", pst_file_id, warning)
-        return IndexResult(pst_file_id, project, backend, sent.indexed, round(time.perf_counter() - t0, 6), names,
-                           size, cut_entries=len(cuts), rejected=len(sent.rejected), warnings=warnings)
+        return IndexResult(pst_file_id, project, backend, sent.indexed - attachments_sent,
+                           round(time.perf_counter() - t0, 6), names, size, cut_entries=len(cuts),
+                           rejected=len(sent.rejected), warnings=warnings, attachment_texts=texts.extracted,
+                           attachment_entries=attachments_sent, attachment_statuses=texts.statuses,
+                           embeddings=embeddings or "none",
+                           timings={"attachment_text": texts.seconds})

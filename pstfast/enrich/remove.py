@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..db.connect import connection, run_retrying
+from ..db.connect import connection, run_retrying, sql_text
 from ..db.migrate import apply_migrations
 from ..errors import UsageError
 from .dedupe import dedupe_rows
@@ -66,6 +66,11 @@ def remove(pst_file_id: str, db: Database = None, *, project_id: str | None = No
         conn.commit()
 
         def delete() -> tuple[int, ...]:
+            params = {"project_id": project, "pst_file_id": pst_file_id}
+            conn.execute(sql_text("remove_attachment_search.sql"), params)
+            vectors = conn.execute("SELECT to_regclass('email_vectors') IS NOT NULL").fetchone()
+            if vectors and vectors[0]:
+                conn.execute(sql_text("remove_vectors.sql"), params)
             row = conn.execute("SELECT * FROM pstfast_remove_pst(%s, %s)", (project, pst_file_id)).fetchone()
             assert row is not None
             return tuple(int(v) for v in row)

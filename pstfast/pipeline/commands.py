@@ -78,6 +78,9 @@ def add_stage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-backend", choices=["postgres", "opensearch"], default="postgres",
                    help="index stage backend (default postgres)")
     p.add_argument("--opensearch-url", metavar="URL", help="OpenSearch endpoint for --index-backend opensearch")
+    p.add_argument("--embeddings", choices=["none", "fast", "quality"],
+                   help="index: also embed emails and attachment text for semantic search (default "
+                        "PSTFAST_EMBEDDINGS, else none; needs pstfast[semantic] and pgvector on the server)")
     p.add_argument("--attempt", type=positive_int, metavar="N",
                    help="attempt number to record (default: previous attempt + 1)")
     p.add_argument("--codepage", metavar="CP", type=codepage,
@@ -105,6 +108,7 @@ def stage(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         args.stage, pst_file_id=args.pst_file_id, out=args.out, project_id=args.project_id,
         source=args.source, db=args.db, index_backend=args.index_backend,
         opensearch_url=args.opensearch_url, attempt=args.attempt, codepage=args.codepage, full=args.full,
+        embeddings=args.embeddings,
     )
     r = outcome.report
     counts = ", ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))

@@ -80,9 +80,12 @@ def run_stage(
     attempt: int | None = None,
     codepage: int | None = None,
     full: bool = False,
+    embeddings: str | None = None,
 ) -> StageOutcome:
     """Run stage *name* for one PST with manifest, log, ``stage_runs`` and status updates
-    (*full*: thread and dedupe recompute the whole project instead of what the PST touches).
+    (*full*: thread and dedupe recompute the whole project instead of what the PST touches;
+    *embeddings*: the index stage's embedding mode, ``fast``/``quality``/``none``, default
+    ``PSTFAST_EMBEDDINGS``).
 
     Raises:
         UsageError: an unknown stage, or arguments the stage needs are missing.
@@ -111,7 +114,7 @@ def run_stage(
             from ..enrich.index import index
 
             result = index(out, pst_file_id, db, project_id=project_id, backend=index_backend,
-                           opensearch_url=opensearch_url)
+                           opensearch_url=opensearch_url, embeddings=embeddings)
         counts, timings = _numbers(result)
         run.counts.update(counts)
         run.report.warnings.extend(str(w) for w in getattr(result, "warnings", None) or ())

@@ -241,9 +241,13 @@ def build_tc(
     next_nid: SubnodeIds,
     *,
     ansi: str | None = None,
+    block_size: int = MAX_BLOCK_DATA,
+    row_index_size: int = 4,
 ) -> Built:
     """A table context (MS-PST 2.3.4): *rows* are (row id, {tag: value}) in row order (string
-    columns as PT_STRING8 in codec *ansi* when given)."""
+    columns as PT_STRING8 in codec *ansi* when given). *block_size*: the data bytes of a
+    block in the file's layout (a row matrix in a subnode fills its blocks with whole rows);
+    *row_index_size*: dwRowIndex's size in the row index (4, or 2 in ANSI files)."""
     heap = Heap(CLIENT_TC)
     subnodes: list[tuple[int, bytes | list[bytes]]] = []
     columns, rgib = table_layout(tags)
@@ -269,15 +273,16 @@ def build_tc(
             matrix[base + col.ib : base + col.ib + col.cb] = cell
             ceb[col.bit >> 3] |= 0x80 >> (col.bit & 7)
         matrix[base + rgib[2] : base + row_size] = ceb
-    records = sorted((struct.pack("<I", row_id), struct.pack("<I", i)) for i, (row_id, _) in enumerate(rows))
-    hid_rows_index = build_bth(heap, 4, 4, records)
+    index_format = "<H" if row_index_size == 2 else "<I"
+    records = sorted((struct.pack("<I", row_id), struct.pack(index_format, i)) for i, (row_id, _) in enumerate(rows))
+    hid_rows_index = build_bth(heap, 4, row_index_size, records)
     if not rows:
         hnid_rows = 0
     elif len(matrix) <= MAX_ALLOC:
         hnid_rows = heap.alloc(bytes(matrix))
     else:
         # rows never span blocks: each block holds as many whole rows as fit
-        per_block = MAX_BLOCK_DATA // row_size
+        per_block = block_size // row_size
         step = per_block * row_size
         hnid_rows = next_nid()
         subnodes.append((hnid_rows, [bytes(matrix[i : i + step]) for i in range(0, len(matrix), step)]))

@@ -44,7 +44,7 @@ from ..props import (
     NID_TYPE_NORMAL_MESSAGE,
 )
 from . import tags as T
-from .ltp import Built, PidTagLtpRowId, PidTagLtpRowVer, build_pc, build_tc
+from .ltp import Built, PidTagLtpRowId, PidTagLtpRowVer, SubnodeIds, build_pc, build_tc
 from .ndb import NID_TYPE_LTP, NdbWriter, make_nid
 
 # nodes MS-PST 2.7.1 lists as present in every PST, written empty
@@ -202,20 +202,26 @@ class _MessageIds:
 
 
 class PstWriter:
-    """Writes a Unicode PST file; see the module docstring. *ids_by_folder*: message node ids
+    """Writes a PST (or OST) file, Unicode or ANSI; see the module docstring. *ids_by_folder*: message node ids
     in a block per folder instead of in arrival order (see :class:`_MessageIds`)."""
 
     def __init__(self, path: str | os.PathLike[str], *, display_name: str = "Personal Folders", seed: int = 0,
                  ids_by_folder: bool = False, ansi_codepage: int | None = None,
-                 declare_codepage: bool = True) -> None:
+                 declare_codepage: bool = True, layout: str = "unicode", client: str = "pst") -> None:
         self.path = os.fspath(path)
+        # *layout*: the file format (pstfast.pst.write.ndb.LAYOUTS): "unicode" (wVer 23), "ansi"
+        # (wVer 14, Outlook 97-2002: every string PT_STRING8, cp1252 unless *ansi_codepage*);
+        # *client*: "pst" (client signature SM) or "ost" (SO, an offline store)
+        if layout == "ansi" and not ansi_codepage:
+            ansi_codepage = 1252
         # ANSI strings (PT_STRING8) in that Windows code page, as Outlook 97-2002 wrote them;
         # the store and folders then say nothing of the code page, as theirs did not, and
         # messages declare it (PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID) only if *declare_codepage*
         self._ansi = codecs.lookup(f"cp{ansi_codepage}").name if ansi_codepage else None
         self._codepage = ansi_codepage if ansi_codepage else 65001
         self._declare_codepage = declare_codepage
-        self._ndb = NdbWriter(path, unique=seed)
+        self._ndb = NdbWriter(path, unique=seed, layout=layout, client=client)
+        self._row_index_size = 4 if self._ndb.layout.wide else 2  # dwRowIndex: 2 bytes in ANSI files
         self._display_name = display_name
         self._store_uid = hashlib.sha256(f"pstfast-store-{seed}".encode()).digest()[:16]
         self._folders: dict[int, _Folder] = {}
@@ -284,6 +290,12 @@ class PstWriter:
 
     # --- nodes ------------------------------------------------------------------------
 
+    def _build_tc(self, columns: Sequence[int], rows: Sequence[tuple[int, dict[int, object]]],
+                  next_nid: SubnodeIds) -> Built:
+        """A table context in this file's strings and layout."""
+        return build_tc(columns, rows, next_nid, ansi=self._ansi, block_size=self._ndb.layout.max_block,
+                        row_index_size=self._row_index_size)
+
     def _write_built(self, built: Built) -> tuple[int, int]:
         """Write a heap and its value subnodes; return (bidData, bidSub)."""
         bid_data = self._ndb.write_blocks(built.blocks)
@@ -311,7 +323,7 @@ class PstWriter:
                     },
                 )
             )
-        subnodes.append((NID_RECIPIENT_TABLE, *self._write_built(build_tc(RECIPIENT_COLUMNS, rows, next_ltp, ansi=self._ansi))))
+        subnodes.append((NID_RECIPIENT_TABLE, *self._write_built(self._build_tc(RECIPIENT_COLUMNS, rows, next_ltp))))
 
         attach_rows = []
         attach_size_total = 0
@@ -327,7 +339,7 @@ class PstWriter:
             )
         if attach_rows:
             subnodes.append(
-                (NID_ATTACHMENT_TABLE, *self._write_built(build_tc(ATTACHMENT_COLUMNS, attach_rows, next_ltp, ansi=self._ansi)))
+                (NID_ATTACHMENT_TABLE, *self._write_built(self._build_tc(ATTACHMENT_COLUMNS, attach_rows, next_ltp)))
             )
 
         props = self._message_props(nid, msg, attach_size_total)
@@ -471,7 +483,7 @@ class PstWriter:
         )
         for nid_type, columns, rows in tables:
             ltp_ids = (make_nid(NID_TYPE_LTP, i) for i in itertools.count(0x400))
-            bid_data, bid_sub = self._write_built(build_tc(columns, rows, ltp_ids.__next__, ansi=self._ansi))
+            bid_data, bid_sub = self._write_built(self._build_tc(columns, rows, ltp_ids.__next__))
             self._ndb.add_node(make_nid(nid_type, index), bid_data, bid_sub, 0)
         folder.rows = []  # written: free the memory
 
@@ -514,7 +526,7 @@ class PstWriter:
             "recipients": RECIPIENT_COLUMNS,
         }
         for nid, kind in _TEMPLATES.items():
-            self._add(nid, build_tc(columns[kind], [], self._no_subnodes, ansi=self._ansi))
+            self._add(nid, self._build_tc(columns[kind], [], self._no_subnodes))
 
     def _add(self, nid: int, built: Built) -> None:
         bid_data, bid_sub = self._write_built(built)

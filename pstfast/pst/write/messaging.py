@@ -353,7 +353,8 @@ class PstWriter:
         to = [r.name for r in msg.recipients if r.kind == MAPI_TO]
         cc = [r.name for r in msg.recipients if r.kind == MAPI_CC]
         bcc = [r.name for r in msg.recipients if r.kind == MAPI_BCC]
-        html = msg.body_html.encode("utf-8") if msg.body_html is not None else None
+        # PR_HTML in the code page the message declares (characters it lacks as character references)
+        html = msg.body_html.encode(self._ansi or "utf-8", "xmlcharrefreplace") if msg.body_html is not None else None
         props: dict[int, object] = {
             T.MESSAGE_CLASS: msg.message_class,
             T.SUBJECT: msg.subject,

@@ -45,7 +45,7 @@ from ..props import (
 )
 from . import tags as T
 from .ltp import Built, PidTagLtpRowId, PidTagLtpRowVer, SubnodeIds, build_pc, build_tc
-from .ndb import NID_TYPE_LTP, NdbWriter, make_nid
+from .ndb import NID_TYPE_LTP, make_nid, ndb_writer
 
 # nodes MS-PST 2.7.1 lists as present in every PST, written empty
 _EMPTY_SEARCH_NODES = (0x1E1, 0x201, 0x261, 0x281, 0x321)
@@ -210,7 +210,8 @@ class PstWriter:
                  declare_codepage: bool = True, layout: str = "unicode", client: str = "pst") -> None:
         self.path = os.fspath(path)
         # *layout*: the file format (pstfast.pst.write.ndb.LAYOUTS): "unicode" (wVer 23), "ansi"
-        # (wVer 14, Outlook 97-2002: every string PT_STRING8, cp1252 unless *ansi_codepage*);
+        # (wVer 14, Outlook 97-2002: every string PT_STRING8, cp1252 unless *ansi_codepage*),
+        # "unicode4k" (wVer 36, Outlook 2013 OSTs: 4 KiB pages, zlib-compressed blocks);
         # *client*: "pst" (client signature SM) or "ost" (SO, an offline store)
         if layout == "ansi" and not ansi_codepage:
             ansi_codepage = 1252
@@ -220,7 +221,7 @@ class PstWriter:
         self._ansi = codecs.lookup(f"cp{ansi_codepage}").name if ansi_codepage else None
         self._codepage = ansi_codepage if ansi_codepage else 65001
         self._declare_codepage = declare_codepage
-        self._ndb = NdbWriter(path, unique=seed, layout=layout, client=client)
+        self._ndb = ndb_writer(path, unique=seed, layout=layout, client=client)
         self._row_index_size = 4 if self._ndb.layout.wide else 2  # dwRowIndex: 2 bytes in ANSI files
         self._display_name = display_name
         self._store_uid = hashlib.sha256(f"pstfast-store-{seed}".encode()).digest()[:16]

@@ -8,14 +8,16 @@ encoding (``bCryptMethod = NDB_CRYPT_NONE``), which every reader accepts.
 Layouts (:data:`LAYOUTS`): ``unicode`` (wVer 23, Outlook 2003 and later; the default, and
 its bytes never change), ``ansi`` (wVer 14, Outlook 97-2002: 32-bit block ids and file
 offsets, the 512-byte ANSI header with only dwCRCPartial, 12-byte page and block trailers,
-41/31-entry B-tree pages, map pages with their 4 bytes of padding). The client signature
-(``SM`` for a PST, ``SO`` for an OST) is the caller's choice in any layout.
+41/31-entry B-tree pages, map pages with their 4 bytes of padding) and ``unicode4k``
+(wVer 36, Outlook 2013's OST layout, :class:`Ndb4kWriter`). The client signature (``SM``
+for a PST, ``SO`` for an OST) is the caller's choice in any layout.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -81,7 +83,10 @@ class Layout:
 
 UNICODE = Layout("unicode", 23, True, MAX_BLOCK_DATA)
 ANSI = Layout("ansi", 14, False, 8180)
-LAYOUTS = {layout.name: layout for layout in (UNICODE, ANSI)}
+# Outlook 2013's OST layout: 4 KiB pages, 512-byte block alignment, zlib-compressed data
+# blocks. Blocks hold at most 8,176 bytes of (inflated) data here, as in a wVer 23 file.
+UNICODE_4K = Layout("unicode4k", 36, True, MAX_BLOCK_DATA)
+LAYOUTS = {layout.name: layout for layout in (UNICODE, ANSI, UNICODE_4K)}
 CLIENTS = {"pst": b"SM", "ost": b"SO"}
 
 _ANSI_BLOCK_TRAILER = struct.Struct("<HHII")  # cb, wSig, bid, dwCRC
@@ -455,3 +460,128 @@ def _mark(bits: bytearray, ib: int, size: int) -> None:
     while first < end:
         bits[first >> 3] |= 0x80 >> (first & 7)
         first += 1
+
+
+# --- the 4 KiB-page layout (wVer 36) ------------------------------------------------------
+
+PAGE_4K = 4096
+ALIGN_4K = 512  # blocks start on 512-byte boundaries; one AMap bit maps 512 bytes
+AMAP_FIRST_4K = 0x22000
+AMAP_SPAN_4K = 4072 * 8 * ALIGN_4K  # bytes mapped by one 4 KiB AMap page (16,678,912)
+#: cb, wSig, dwCRC, bid, (2 bytes unknown), cbInflated, (4 bytes unknown): libpff's format
+#: document's block footer of a 4 KiB-page file; the CRC covers the bytes as stored
+BLOCK_TRAILER_4K = struct.Struct("<HHIQHHI")
+_PAGE_TRAILER_4K = struct.Struct("<BBHIQQ")  # ptype, ptypeRepeat, wSig, dwCRC, bid, (unknown)
+
+
+def _page_4k(payload: bytes, ptype: int, sig: int, bid: int) -> bytes:
+    body = payload.ljust(4072, b"\0")
+    return body + _PAGE_TRAILER_4K.pack(ptype, ptype, sig, crc32(body), bid, 0)
+
+
+class Ndb4kWriter(NdbWriter):
+    """The NDB layer of a wVer 36 file (Outlook 2013 OSTs; libpff's format document, "64-bit
+    4k page"): 4,096-byte B-tree and AMap pages with a 24-byte trailer (the CRC covers the
+    4,072 bytes before it), B-tree pages whose entry count and maximum are 16-bit, 512-byte
+    block alignment, and data blocks compressed with zlib when that saves space: the block
+    footer then gives the inflated size (cbInflated, equal to cb when the block is stored
+    as is). No PMap, FMap or FPMap pages (Outlook 2013 writes none at these sizes)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, unique: int = 0, client: str = "pst") -> None:
+        super().__init__(path, unique=unique, layout="unicode4k", client=client)
+        self._cursor = AMAP_FIRST_4K + PAGE_4K
+
+    def _allocate(self, size: int, align: int) -> int:
+        ib = -(-self._cursor // align) * align
+        index = (ib - AMAP_FIRST_4K) // AMAP_SPAN_4K
+        ib = max(ib, AMAP_FIRST_4K + index * AMAP_SPAN_4K + PAGE_4K)  # skip the AMap page
+        if ib + size > AMAP_FIRST_4K + (index + 1) * AMAP_SPAN_4K:
+            index += 1
+            ib = AMAP_FIRST_4K + index * AMAP_SPAN_4K + PAGE_4K
+        self._cursor = ib + size
+        self._allocated.append((ib, size))
+        return ib
+
+    def write_block(self, data: bytes | bytearray | memoryview, *, internal: bool = False) -> int:
+        """Write one block of at most 8,176 bytes (inflated); return its bid."""
+        inflated = len(data)
+        if inflated > self.layout.max_block:
+            raise ValueError(f"block data of {inflated} bytes exceeds {self.layout.max_block}")
+        stored = bytes(data)
+        if not internal and inflated:
+            packed = zlib.compress(stored, 6)
+            if len(packed) < inflated:
+                stored = packed
+        bid = (self._next_bid << 2) | (2 if internal else 0)
+        self._next_bid += 1
+        cb = len(stored)
+        size = -(-(cb + BLOCK_TRAILER_4K.size) // ALIGN_4K) * ALIGN_4K
+        ib = self._allocate(size, ALIGN_4K)
+        trailer = BLOCK_TRAILER_4K.pack(cb, block_signature(ib, bid), crc32(stored), bid, 0, inflated, 0)
+        self._write_at(ib, b"".join((stored, b"\0" * (size - cb - len(trailer)), trailer)))
+        self._blocks.append((bid, ib, cb))
+        return bid
+
+    def _btree(self, leaves: list[bytes], keys: list[int], ptype: int, leaf_max: int, cb_leaf: int) -> tuple[int, int]:
+        level = 0
+        entries, entry_keys, per_page, cb = leaves, keys, leaf_max, cb_leaf
+        while True:
+            parents: list[bytes] = []
+            parent_keys: list[int] = []
+            for start in range(0, max(len(entries), 1), per_page):
+                chunk = entries[start : start + per_page]
+                bid = self._next_page_bid
+                self._next_page_bid += 1
+                ib = self._allocate(PAGE_4K, PAGE_4K)
+                payload = b"".join(chunk).ljust(4056, b"\0") + struct.pack("<HHBB10x", len(chunk), per_page, cb, level)
+                self._write_at(ib, _page_4k(payload, ptype, block_signature(ib, bid), bid))
+                key = entry_keys[start] if chunk else 0
+                parents.append(_BT_ENTRY.pack(key, bid, ib))
+                parent_keys.append(key)
+            if len(parents) == 1:
+                _, bid, ib = _BT_ENTRY.unpack(parents[0])
+                return bid, ib
+            entries, entry_keys, per_page, cb = parents, parent_keys, 4056 // _BT_ENTRY.size, _BT_ENTRY.size
+            level += 1
+
+    def finish(self, header_fields: dict[str, object] | None = None) -> int:
+        nodes = sorted(self._nodes.items())
+        blocks = self._blocks
+        nbt = self._btree([_NBT_ENTRY.pack(nid, d, s, p, 0) for nid, (d, s, p) in nodes], [nid for nid, _ in nodes],
+                          PTYPE_NBT, 4056 // _NBT_ENTRY.size, _NBT_ENTRY.size)
+        bbt = self._btree([_BBT_ENTRY.pack(bid, ib, cb, 2, 0) for bid, ib, cb in blocks], [b for b, _, _ in blocks],
+                          PTYPE_BBT, 4056 // _BBT_ENTRY.size, _BBT_ENTRY.size)
+        amap_count = (self._cursor - AMAP_FIRST_4K - 1) // AMAP_SPAN_4K + 1
+        eof = AMAP_FIRST_4K + amap_count * AMAP_SPAN_4K
+        bits = bytearray(4072 * amap_count)
+        for index in range(amap_count):
+            _mark_slots(bits, AMAP_FIRST_4K + index * AMAP_SPAN_4K - AMAP_FIRST_4K, PAGE_4K, ALIGN_4K)
+        for ib, size in self._allocated:
+            _mark_slots(bits, ib - AMAP_FIRST_4K, size, ALIGN_4K)
+        free_total = 0
+        for index in range(amap_count):
+            page_bits = bytes(bits[index * 4072 : (index + 1) * 4072])
+            ib = AMAP_FIRST_4K + index * AMAP_SPAN_4K
+            self._write_at(ib, _page_4k(page_bits, PTYPE_AMAP, 0, ib))
+            free_total += (4072 * 8 - sum(bin(b).count("1") for b in page_bits)) * ALIGN_4K
+        self._file.truncate(eof)
+        self._write_header(eof=eof, amap_last=AMAP_FIRST_4K + (amap_count - 1) * AMAP_SPAN_4K, amap_free=free_total,
+                           nbt=nbt, bbt=bbt, first_fmap=b"\xff" * FMAP_FIRST_INDEX)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return eof
+
+
+def _mark_slots(bits: bytearray, offset: int, size: int, slot: int) -> None:
+    """Set the bits (most significant first) of the *slot*-byte slots of [offset, offset+size)."""
+    for i in range(offset // slot, (offset + size + slot - 1) // slot):
+        bits[i >> 3] |= 0x80 >> (i & 7)
+
+
+def ndb_writer(path: str | os.PathLike[str], *, unique: int = 0, layout: str = "unicode",
+               client: str = "pst") -> NdbWriter:
+    """The NDB writer of *layout*."""
+    if layout == UNICODE_4K.name:
+        return Ndb4kWriter(path, unique=unique, client=client)
+    return NdbWriter(path, unique=unique, layout=layout, client=client)

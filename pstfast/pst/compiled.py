@@ -29,17 +29,20 @@ from operator import itemgetter
 import numpy as np
 from numba import njit
 
+from ..errors import CorruptPstError
 from .crc import crc32
 from .reader import _MPBB_I, _MPBB_R, _MPBB_S, PstReader, _Node
 
 __all__ = ["CompiledMessage", "CompiledReader", "cache_ready", "warm_up"]
 
 OK, FAIL, FULL = 0, 1, 2  # FULL: an output array is too small; the caller grows them and retries
+NEED = 3  # a wVer 36 file's compressed block (its bid in n[N_NEED]) is not inflated yet: the caller
+# inflates it into the pool and retries
 
-# geometry (an int64 array, so that one compiled function serves ANSI and Unicode files)
-G_UNICODE, G_W, G_NBT, G_BBT, G_CRYPT, G_META, G_TRAILER, G_MAXBLOCK = range(8)
+# geometry (an int64 array, so that one compiled function serves ANSI, Unicode and 4 KiB-page files)
+G_UNICODE, G_W, G_NBT, G_BBT, G_CRYPT, G_META, G_TRAILER, G_MAXBLOCK, G_PAGE, G_ALIGN, G_4K = range(11)
 # counters (n)
-N_BUF, N_BLK, N_PROPS, N_CRCS, N_ATTS, N_SUBS, N_ROWS = range(7)
+N_BUF, N_BLK, N_PROPS, N_CRCS, N_ATTS, N_SUBS, N_ROWS, N_NEED = range(8)
 
 NID_ATTACHMENT_TABLE = 0x671
 NID_RECIPIENT_TABLE = 0x692
@@ -106,17 +109,22 @@ def _crc(a, start, end, table):  # pragma: no cover - compiled
 def _find(mm, geo, checked, crc_table, root, ptype, key):  # pragma: no cover - compiled
     """(status, value 1, value 2) of the B-tree leaf entry *key*: NBT (bidData, bidSub) or
     BBT (ib, cb). Mirrors PstReader._btree_find and _page_uncached, checks included."""
-    w, meta = geo[G_W], geo[G_META]
-    if geo[G_UNICODE]:
+    w, meta, page, four_k = geo[G_W], geo[G_META], geo[G_PAGE], geo[G_4K]
+    if four_k:
+        trailer, crc_at, covered = 4072, 4076, 4072
+    elif geo[G_UNICODE]:
         trailer, crc_at, covered = 496, 500, 496
     else:
         trailer, crc_at, covered = 500, 508, 500
     nbt_key64 = ptype == 0x81 and w == 8
     ib = root
     for _ in range(16):
-        if ib <= 0 or ib + 512 > mm.shape[0] or ib & 511:
+        if ib <= 0 or ib + page > mm.shape[0] or ib & (page - 1):
             return FAIL, 0, 0
-        count, ent, level = np.int64(mm[ib + meta]), np.int64(mm[ib + meta + 2]), mm[ib + meta + 3]
+        if four_k:  # 16-bit cEnt and cEntMax
+            count, ent, level = _u16(mm, ib + meta), np.int64(mm[ib + meta + 4]), mm[ib + meta + 5]
+        else:
+            count, ent, level = np.int64(mm[ib + meta]), np.int64(mm[ib + meta + 2]), mm[ib + meta + 3]
         if mm[ib + trailer] != ptype or mm[ib + trailer + 1] != ptype:
             return FAIL, 0, 0
         if not checked[ib >> 9]:
@@ -163,11 +171,13 @@ def _locate(mm, geo, checked, crc_table, bid, crcs, n):  # pragma: no cover - co
     st, ib, cb = _find(mm, geo, checked, crc_table, geo[G_BBT], 0x80, bid & ~1)
     if st:
         return st, 0, 0
-    size = geo[G_TRAILER]
-    total = (cb + size + 63) // 64 * 64
+    size, align = geo[G_TRAILER], geo[G_ALIGN]
+    total = (cb + size + align - 1) // align * align
     if ib < 0 or ib + total > mm.shape[0]:
         return FAIL, 0, 0
     t = ib + total - size
+    if geo[G_4K] and bid & 2 and _u16(mm, t + 18) != cb and _u16(mm, t + 18) != 0:
+        return FAIL, 0, 0  # a compressed internal block: left to the Python reader
     if geo[G_UNICODE]:
         t_crc, t_bid = _u32(mm, t + 4), _id(mm, t + 8, 8)
     else:
@@ -185,10 +195,16 @@ def _locate(mm, geo, checked, crc_table, bid, crcs, n):  # pragma: no cover - co
 @njit
 def _decode(mm, geo, tables, bid, ib, cb, buf, blk, n):  # pragma: no cover - compiled
     """Append the decoded data of block *bid* to *buf* and record it in *blk*."""
+    if geo[G_4K]:
+        t = ib + (cb + 24 + 511) // 512 * 512 - 24
+        inflated = _u16(mm, t + 18)
+        if inflated != 0 and inflated != cb:  # zlib-compressed: its inflated, decoded bytes are in the pool
+            return _pooled(tables, bid, inflated, buf, blk, n)
     if n[N_BUF] + cb > buf.shape[0] or n[N_BLK] >= blk.shape[0]:
         return FULL
     p = n[N_BUF]
     crypt = geo[G_CRYPT]
+    rotors = tables[0]
     # loops over views indexed from 0: numba then knows no index is negative and the copy
     # vectorizes (a slice assignment, or an index that could be negative, is ~35x slower)
     dst, src = buf[p:p + cb], mm[ib:ib + cb]
@@ -196,13 +212,13 @@ def _decode(mm, geo, tables, bid, ib, cb, buf, blk, n):  # pragma: no cover - co
         for i in range(cb):
             dst[i] = src[i]
     elif crypt == 1:
-        inverse = tables[2]
+        inverse = rotors[2]
         for i in range(cb):
             dst[i] = inverse[src[i]]
     else:  # cyclic, keyed by the low 32 bits of the bid (MS-PST 5.2)
         key = bid & 0xFFFFFFFF
         start = (key ^ (key >> 16)) & 0xFFFF
-        r, s, inverse = tables[0], tables[1], tables[2]
+        r, s, inverse = rotors[0], rotors[1], rotors[2]
         for i in range(cb):
             word = (start + i) & 0xFFFF
             lo, hi = word & 0xFF, word >> 8
@@ -212,6 +228,27 @@ def _decode(mm, geo, tables, bid, ib, cb, buf, blk, n):  # pragma: no cover - co
     blk[n[N_BLK], 0], blk[n[N_BLK], 1] = p, cb
     n[N_BLK] += 1
     n[N_BUF] += cb
+    return OK
+
+
+@njit
+def _pooled(tables, bid, inflated, buf, blk, n):  # pragma: no cover - compiled
+    """Append block *bid*'s inflated bytes from the pool (tables[1], indexed by tables[2]: bid >> 2
+    -> start, length), or ask for them (NEED)."""
+    pool, at = tables[1], tables[2]
+    slot = bid >> 2
+    if slot >= at.shape[0] or at[slot, 1] != inflated:
+        n[N_NEED] = bid
+        return NEED
+    if n[N_BUF] + inflated > buf.shape[0] or n[N_BLK] >= blk.shape[0]:
+        return FULL
+    p = n[N_BUF]
+    dst, src = buf[p:p + inflated], pool[at[slot, 0]:at[slot, 0] + inflated]
+    for i in range(inflated):
+        dst[i] = src[i]
+    blk[n[N_BLK], 0], blk[n[N_BLK], 1] = p, inflated
+    n[N_BLK] += 1
+    n[N_BUF] += inflated
     return OK
 
 
@@ -708,7 +745,7 @@ class _Workspace:
 
     def __init__(self) -> None:
         self.size = _INITIAL_SIZE
-        self.n = np.zeros(7, dtype=np.int64)
+        self.n = np.zeros(8, dtype=np.int64)
         self._allocate()
 
     def _allocate(self) -> None:
@@ -734,12 +771,47 @@ class _Workspace:
         return self.buf, self.blk, self.crcs, self.subs, self.props, self.leaves, self.ids, self.atts, self.n
 
 
-def _constants(wanted: frozenset[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(CRC table, MS-PST byte tables, wanted-id flags): the read-only arguments of every call."""
+_NO_POOL = (np.empty(0, dtype=np.uint8), np.zeros((0, 2), dtype=np.int64))
+
+
+def _constants(wanted: frozenset[int]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """(CRC table, (MS-PST byte tables, inflated-block pool, its index), wanted-id flags): the
+    arguments of every call (the pool is only ever filled for a wVer 36 file)."""
     flags = np.zeros(65536, dtype=np.uint8)
     flags[sorted(wanted)] = 1
-    tables = np.frombuffer(_MPBB_R + _MPBB_S + _MPBB_I, dtype=np.uint8).reshape(3, 256)
-    return _crc_table(), tables, flags
+    rotors = np.frombuffer(_MPBB_R + _MPBB_S + _MPBB_I, dtype=np.uint8).reshape(3, 256)
+    return _crc_table(), (rotors, *_NO_POOL), flags
+
+
+class _Pool:
+    """Inflated (and decoded) blocks of a wVer 36 file for the compiled path, which cannot run
+    zlib: the compiled call asks for a block (NEED), the Python reader inflates it here, the call
+    runs again. Indexed by bid >> 2; emptied past 64 MiB, so a worker's memory stays bounded."""
+
+    LIMIT = 64 << 20
+
+    def __init__(self) -> None:
+        self.data, self.at = np.empty(1 << 20, dtype=np.uint8), np.zeros((1 << 12, 2), dtype=np.int64)
+        self.used = 0
+        self.resets = 0
+
+    def add(self, bid: int, block: bytes) -> None:
+        slot, size = bid >> 2, len(block)
+        if self.used + size > self.LIMIT:
+            self.at[:] = 0
+            self.used = 0
+            self.resets += 1
+        if slot >= self.at.shape[0]:
+            grown = np.zeros((max(slot + 1, 2 * self.at.shape[0]), 2), dtype=np.int64)
+            grown[:self.at.shape[0]] = self.at
+            self.at = grown
+        if self.used + size > self.data.shape[0]:
+            grown_data = np.empty(max(self.used + size, 2 * self.data.shape[0]), dtype=np.uint8)
+            grown_data[:self.used] = self.data[:self.used]
+            self.data = grown_data
+        self.data[self.used:self.used + size] = np.frombuffer(block, dtype=np.uint8)
+        self.at[slot, 0], self.at[slot, 1] = self.used, size
+        self.used += size
 
 
 class CompiledReader:
@@ -752,11 +824,16 @@ class CompiledReader:
         self._mm = np.frombuffer(pst._mm, dtype=np.uint8)
         self._view = memoryview(pst._mm)
         geo = np.array([int(pst.unicode), pst._id, pst._nbt_root, pst._bbt_root, pst.crypt, pst._page_meta,
-                        pst._block_trailer, pst._max_block], dtype=np.int64)
+                        pst._block_trailer, pst._max_block, pst._page_size, pst._align, int(pst.four_k)],
+                       dtype=np.int64)
         checked = np.zeros(len(pst._mm) // 512 + 1, dtype=np.uint8)  # calloc: untouched pages cost nothing
         crc_table, tables, flags = _constants(wanted)
         self._fixed = (self._mm, geo, checked, crc_table, tables, flags)
+        self._pool = _Pool() if pst.four_k else None
         self._work = _Workspace()
+
+    def _inflate(self, bid: int, resets: int) -> bool:
+        return _inflate_into(self, bid, resets)
 
     def close(self) -> None:
         """Let go of the memory map (the PstReader can only close once nothing views it)."""
@@ -777,8 +854,13 @@ class CompiledReader:
 
     def _read(self, nid: int, bid_data: int, bid_sub: int) -> CompiledMessage | None:
         work = self._work
+        resets = self._pool.resets if self._pool is not None else 0
         while True:
             status = _read_message(*self._fixed, nid, bid_data, bid_sub, *work.arrays())
+            if status == NEED:
+                if not self._inflate(int(work.n[N_NEED]), resets):
+                    return None
+                continue
             if status != FULL:
                 break
             if not work.grow():
@@ -808,6 +890,22 @@ class CompiledReader:
 _OWNER = itemgetter(0, 1)
 
 
+def _inflate_into(reader: CompiledReader, bid: int, resets: int) -> bool:
+    """Put block *bid*, inflated by the Python reader, in the pool; False when it cannot be
+    read (the Python reader then says why) or the pool was emptied twice for one message."""
+    pool = reader._pool
+    if pool is None or pool.resets > resets + 1:
+        return False
+    try:
+        block = reader.pst._block(bid, "compiled read")
+    except CorruptPstError:
+        return False
+    pool.add(bid, block)
+    mm, geo, checked, crc_table, tables, flags = reader._fixed
+    reader._fixed = (mm, geo, checked, crc_table, (tables[0], pool.data, pool.at), flags)
+    return True
+
+
 def warm_up() -> float:
     """Compile the reader (or load it from numba's on-disk cache); return the seconds spent.
 
@@ -816,7 +914,8 @@ def warm_up() -> float:
     started = time.perf_counter()
     crc_table, tables, flags = _constants(frozenset())
     empty = np.frombuffer(bytes(512), dtype=np.uint8)
-    geo, checked = np.zeros(8, dtype=np.int64), np.zeros(2, dtype=np.uint8)
+    geo, checked = np.zeros(11, dtype=np.int64), np.zeros(2, dtype=np.uint8)
+    geo[G_PAGE], geo[G_ALIGN] = 512, 64
     if _read_message(empty, geo, checked, crc_table, tables, flags, -1, 0, 0, *_Workspace().arrays()) != FAIL:
         raise RuntimeError("the compiled PST reader read a message from an empty file")
     return time.perf_counter() - started

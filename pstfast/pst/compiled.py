@@ -373,13 +373,16 @@ def _subnode(subs, s0, ns, nid):  # pragma: no cover - compiled
 
 
 @njit
-def _heap(buf, blk, b0, nb, hid):  # pragma: no cover - compiled
+def _heap(buf, blk, b0, nb, hid, geo):  # pragma: no cover - compiled
     """(status, start, end) in *buf* of heap allocation *hid*. Mirrors _Node.heap."""
     if hid == 0:
         return OK, 0, 0
     if hid & 0x1F:
         return FAIL, 0, 0
-    index, block = (hid >> 5) & 0x7FF, hid >> 16
+    if geo[G_4K]:  # wVer 36: 14 bits of allocation index, the block index above them
+        index, block = (hid >> 5) & 0x3FFF, hid >> 19
+    else:
+        index, block = (hid >> 5) & 0x7FF, hid >> 16
     if block >= nb:
         return FAIL, 0, 0
     bs, bl = blk[b0 + block, 0], blk[b0 + block, 1]
@@ -400,7 +403,7 @@ def _heap(buf, blk, b0, nb, hid):  # pragma: no cover - compiled
 
 
 @njit
-def _heap_root(buf, blk, b0, nb, client):  # pragma: no cover - compiled
+def _heap_root(buf, blk, b0, nb, client, geo):  # pragma: no cover - compiled
     """(status, hidUserRoot) of the heap-on-node in blocks b0..b0+nb. Mirrors _Node.heap_header."""
     if nb == 0 or blk[b0, 1] < 12:
         return FAIL, 0
@@ -411,10 +414,10 @@ def _heap_root(buf, blk, b0, nb, client):  # pragma: no cover - compiled
 
 
 @njit
-def _bth(buf, blk, b0, nb, hid, leaves):  # pragma: no cover - compiled
+def _bth(buf, blk, b0, nb, hid, leaves, geo):  # pragma: no cover - compiled
     """(status, key size, entry size, leaf count) of the BTH whose header is *hid*; the leaves
     (start, end in *buf*) go to *leaves* in key order. Mirrors _Node.bth_leaves."""
-    st, s, e = _heap(buf, blk, b0, nb, hid)
+    st, s, e = _heap(buf, blk, b0, nb, hid, geo)
     if st:
         return st, 0, 0, 0
     if e - s < 8 or buf[s] != 0xB5:
@@ -431,7 +434,7 @@ def _bth(buf, blk, b0, nb, hid, leaves):  # pragma: no cover - compiled
     for _ in range(levels):
         total = 0
         for index_hid in level_hids:
-            st, s, e = _heap(buf, blk, b0, nb, index_hid)
+            st, s, e = _heap(buf, blk, b0, nb, index_hid, geo)
             if st:
                 return st, 0, 0, 0
             if e - s >= step:
@@ -439,7 +442,7 @@ def _bth(buf, blk, b0, nb, hid, leaves):  # pragma: no cover - compiled
         children = np.empty(total, dtype=np.int64)
         k = 0
         for index_hid in level_hids:
-            _, s, e = _heap(buf, blk, b0, nb, index_hid)
+            _, s, e = _heap(buf, blk, b0, nb, index_hid, geo)
             i = 0
             while i <= e - s - step:
                 children[k] = _u32(buf, s + i + key_size)
@@ -454,7 +457,7 @@ def _bth(buf, blk, b0, nb, hid, leaves):  # pragma: no cover - compiled
         return FULL, 0, 0, 0
     record = key_size + ent_size
     for j in range(level_hids.shape[0]):
-        st, s, e = _heap(buf, blk, b0, nb, level_hids[j])
+        st, s, e = _heap(buf, blk, b0, nb, level_hids[j], geo)
         if st:
             return st, 0, 0, 0
         if (e - s) % record:
@@ -468,7 +471,7 @@ def _value(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, 
     """(status, start, end) of the variable-size value behind *hnid*: a heap allocation or a
     whole subnode (decoded into *buf*). Mirrors _Node.hnid."""
     if hnid & 0x1F == 0:
-        return _heap(buf, blk, b0, nb, hnid)
+        return _heap(buf, blk, b0, nb, hnid, geo)
     row = _subnode(subs, s0, ns, hnid)
     if row < 0:
         return FAIL, 0, 0
@@ -493,10 +496,10 @@ def _pc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
         owner, index):  # pragma: no cover - compiled
     """Emit the wanted properties of the PC in the node (the first of a repeated id wins).
     Mirrors PstReader._pc_bytes."""
-    st, root = _heap_root(buf, blk, b0, nb, 0xBC)
+    st, root = _heap_root(buf, blk, b0, nb, 0xBC, geo)
     if st:
         return st
-    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, root, leaves)
+    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, root, leaves, geo)
     if st:
         return st
     if key_size != 2 or ent_size != 6:
@@ -539,10 +542,10 @@ def _tc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
     """Read the table context in the node: (status, row count). Row ids go to *ids*; with
     *rows_wanted*, each row's wanted cells are emitted as properties of (owner, row number)
     and the count is of rows read (none without a row matrix, as in _tc_cells). Mirrors PstReader._tc_layout and _tc_cells (and _tc_row_ids, which also reads the rows' blocks)."""
-    st, root = _heap_root(buf, blk, b0, nb, 0x7C)
+    st, root = _heap_root(buf, blk, b0, nb, 0x7C, geo)
     if st:
         return st, 0
-    st, s, e = _heap(buf, blk, b0, nb, root)
+    st, s, e = _heap(buf, blk, b0, nb, root, geo)
     if st:
         return st, 0
     if e - s < 22 or buf[s] != 0x7C:
@@ -554,7 +557,7 @@ def _tc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
         return FAIL, 0
     if hid_index == 0:
         return OK, 0
-    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, hid_index, leaves)
+    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, hid_index, leaves, geo)
     if st:
         return st, 0
     if count and (key_size != 4 or (ent_size != 2 and ent_size != 4)):
@@ -562,7 +565,7 @@ def _tc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
     r0, rn = 0, 0  # the row matrix's blocks
     if count and hnid_rows and row_size:
         if hnid_rows & 0x1F == 0:
-            st, hs, he = _heap(buf, blk, b0, nb, hnid_rows)
+            st, hs, he = _heap(buf, blk, b0, nb, hnid_rows, geo)
             if st:
                 return st, 0
             if n[N_BLK] >= blk.shape[0]:

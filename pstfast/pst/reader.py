@@ -283,7 +283,7 @@ class _Node:
             return b""
         if hid & 0x1F:
             raise CorruptPstError(f"{self.where()}: 0x{hid:X} is not a heap id")
-        index, block = (hid >> 5) & 0x7FF, hid >> 16
+        index, block = (hid >> 5) & self.reader._hid_mask, hid >> self.reader._hid_shift
         offsets = self._maps.get(block) or self.page_map(block)
         if not 1 <= index < len(offsets):
             raise CorruptPstError(f"{self.where()}: heap id 0x{hid:X}: no allocation {index} in block {block}")
@@ -514,6 +514,8 @@ class PstReader:
         ver = struct.unpack_from("<H", mm, 10)[0]
         self.four_k = ver == 36  # Outlook 2013's OST layout: 4 KiB pages, zlib-compressed blocks
         self._page_size, self._align = (4096, 512) if self.four_k else (512, 64)
+        # an HID's allocation index and block index: 11 and 16 bits, or 14 and 13 in wVer 36 files
+        self._hid_shift, self._hid_mask = (19, 0x3FFF) if self.four_k else (16, 0x7FF)
         if ver in (14, 15):
             self.unicode = False
             self._nbt_root = struct.unpack_from("<I", mm, 188)[0]
@@ -775,6 +777,7 @@ class PstReader:
         if key_size != 2 or ent_size != 6:
             raise CorruptPstError(f"{node.where()}: property context BTH has key/entry sizes {key_size}/{ent_size}")
         blocks, maps = node.blocks, node._maps
+        hid_shift, hid_mask = self._hid_shift, self._hid_mask
         for leaf in leaves:
             for pid, ptype, hnid in struct.iter_unpack("<HHI", leaf):
                 if pid in out or (wanted is not None and pid not in wanted):
@@ -785,7 +788,7 @@ class PstReader:
                 elif hnid & 0x1F or not hnid:
                     out[pid] = (ptype, node.hnid(hnid))
                 else:  # node.heap(hnid), inlined: this loop runs for every property of every item
-                    block, index = hnid >> 16, (hnid >> 5) & 0x7FF
+                    block, index = hnid >> hid_shift, (hnid >> 5) & hid_mask
                     offsets = maps.get(block) or node.page_map(block)
                     if 1 <= index < len(offsets) and offsets[index - 1] <= offsets[index] <= len(blocks[block]):
                         out[pid] = (ptype, blocks[block][offsets[index - 1]:offsets[index]])
@@ -851,6 +854,7 @@ class PstReader:
             else:
                 plan.append((tag, tag & 0xFFFF, ib, 4, ceb_start + (bit >> 3), 0x80 >> (bit & 7), False))
         heap_blocks, maps = node.blocks, node._maps
+        hid_shift, hid_mask = self._hid_shift, self._hid_mask
         for leaf in leaves:
             for row_id, row_index in struct.iter_unpack(fmt, leaf):
                 block_no, slot = divmod(row_index, per_block) if per_block else (len(blocks), 0)
@@ -869,7 +873,7 @@ class PstReader:
                     if hnid & 0x1F or not hnid:
                         cells.append((tag, ptype, node.hnid(hnid)))
                         continue
-                    block, index = hnid >> 16, (hnid >> 5) & 0x7FF  # node.heap(hnid), inlined
+                    block, index = hnid >> hid_shift, (hnid >> 5) & hid_mask  # node.heap(hnid), inlined
                     offsets = maps.get(block) or node.page_map(block)
                     if 1 <= index < len(offsets) and offsets[index - 1] <= offsets[index] <= len(heap_blocks[block]):
                         cells.append((tag, ptype, heap_blocks[block][offsets[index - 1]:offsets[index]]))

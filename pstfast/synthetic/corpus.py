@@ -92,7 +92,8 @@ class SynthOptions:
     # message node ids a block per folder instead of in arrival order, as Outlook gives them:
     # libpff then opens the file in linear time (see pstfast.pst.write.messaging._MessageIds)
     ids_by_folder: bool = False
-    # the file layout (pstfast.pst.write.ndb.LAYOUTS): "unicode" (wVer 23) or "ansi" (wVer 14,
+    # the file layout (pstfast.pst.write.ndb.LAYOUTS): "unicode" (wVer 23), "unicode4k" (wVer 36,
+    # Outlook 2013 OSTs: 4 KiB pages, zlib-compressed blocks) or "ansi" (wVer 14,
     # every string PT_STRING8 in *codepage*: what it lacks is written, and in the truth, as "?");
     # *ost*: client signature SO (an offline store) instead of SM
     layout: str = "unicode"

@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -223,6 +223,7 @@ class PstWriter:
         self._declare_codepage = declare_codepage
         self._ndb = ndb_writer(path, unique=seed, layout=layout, client=client)
         self._row_index_size = 4 if self._ndb.layout.wide else 2  # dwRowIndex: 2 bytes in ANSI files
+        self._hid_block_shift = 19 if self._ndb.layout.wver == 36 else 16  # wVer 36 HIDs: 14-bit indexes
         self._display_name = display_name
         self._store_uid = hashlib.sha256(f"pstfast-store-{seed}".encode()).digest()[:16]
         self._folders: dict[int, _Folder] = {}
@@ -295,7 +296,11 @@ class PstWriter:
                   next_nid: SubnodeIds) -> Built:
         """A table context in this file's strings and layout."""
         return build_tc(columns, rows, next_nid, ansi=self._ansi, block_size=self._ndb.layout.max_block,
-                        row_index_size=self._row_index_size)
+                        row_index_size=self._row_index_size, hid_block_shift=self._hid_block_shift)
+
+    def _build_pc(self, props: Iterable[tuple[int, object]], next_nid: SubnodeIds, *, ansi: bool = True) -> Built:
+        """A property context in this file's strings (ANSI ones unless *ansi* is False) and layout."""
+        return build_pc(props, next_nid, ansi=self._ansi if ansi else None, hid_block_shift=self._hid_block_shift)
 
     def _write_built(self, built: Built) -> tuple[int, int]:
         """Write a heap and its value subnodes; return (bidData, bidSub)."""
@@ -344,7 +349,7 @@ class PstWriter:
             )
 
         props = self._message_props(nid, msg, attach_size_total)
-        pc = build_pc(props.items(), next_ltp, ansi=self._ansi)
+        pc = self._build_pc(props.items(), next_ltp)
         bid_data = self._ndb.write_blocks(pc.blocks)
         for sub_nid, value in pc.subnodes:
             subnodes.append((sub_nid, self._ndb.write_data(value), 0))  # type: ignore[arg-type]
@@ -449,7 +454,7 @@ class PstWriter:
             props[T.ATTACH_METHOD] = ATTACH_BY_VALUE
             props[T.ATTACH_DATA_BINARY] = att.data
         props[T.ATTACH_SIZE] = size
-        pc = build_pc(props.items(), next_ltp, ansi=self._ansi)
+        pc = self._build_pc(props.items(), next_ltp)
         bid_data = self._ndb.write_blocks(pc.blocks)
         for sub_nid, value in pc.subnodes:
             extra.append((sub_nid, self._ndb.write_data(value), 0))  # type: ignore[arg-type]
@@ -468,7 +473,7 @@ class PstWriter:
         }
         if folder.container_class:
             props[T.CONTAINER_CLASS] = folder.container_class
-        bid_data, bid_sub = self._write_built(build_pc(props.items(), no_subnodes, ansi=self._ansi))
+        bid_data, bid_sub = self._write_built(self._build_pc(props.items(), no_subnodes))
         self._ndb.add_node(folder.nid, bid_data, bid_sub, folder.parent)
 
         children = []
@@ -503,7 +508,7 @@ class PstWriter:
             T.VALID_FOLDER_MASK: 0x09,  # IPM subtree and wastebasket entry ids are valid
             T.PST_PASSWORD: 0,
         }
-        self._add(NID_MESSAGE_STORE, build_pc(store.items(), self._no_subnodes, ansi=self._ansi))
+        self._add(NID_MESSAGE_STORE, self._build_pc(store.items(), self._no_subnodes))
         # Readers require a non-empty map; it names one property, PidLidReminderDelta
         # (PSETID_Common, LID 0x8501), as Outlook's own maps always do (MS-PST 2.4.7).
         guid_index = 3  # 1 and 2 are PS_MAPI and PS_PUBLIC_STRINGS; 3 = first GUID in the stream
@@ -517,7 +522,7 @@ class PstWriter:
             T.NAMEID_STREAM_STRING: b"",
             ((0x1000 + bucket) << 16) | 0x0102: record,
         }
-        self._add(NID_NAME_TO_ID_MAP, build_pc(name_map.items(), self._no_subnodes))
+        self._add(NID_NAME_TO_ID_MAP, self._build_pc(name_map.items(), self._no_subnodes, ansi=False))
         for nid in _EMPTY_SEARCH_NODES:
             self._ndb.add_node(nid, 0, 0, 0)
         columns = {

@@ -204,3 +204,27 @@ def test_pffexport_exports_every_wver36_message(files, tmp_path: Path) -> None:
         return "".join(c for c in text if c.isascii())
 
     assert sorted(map(ascii_part, subjects)) == sorted(ascii_part(m["subject"]) for m in truth["messages"])
+
+
+@pytest.mark.parametrize("reader", ["pstfast", "libpff"])
+def test_a_wver36_block_that_does_not_inflate_loses_only_its_message(files, tmp_path: Path, reader: str) -> None:
+    """Garbage in one compressed data block (its CRC fixed, so the damage reaches zlib): that
+    message is an error row, every other message is extracted, the counts reconcile."""
+    from pstfast.pst.crc import crc32
+
+    pst, truth = files["ost2013"]
+    data = bytearray(pst.read_bytes())
+    with PstReader(pst) as r:
+        first = truth["messages"][0]["nid"]
+        bid = r._nbt_lookup(first)[0]
+        ib, cb = r._bbt_lookup(bid, "test")
+    footer = ib + (cb + 24 + 511) // 512 * 512 - 24
+    assert struct.unpack_from("<H", data, footer + 18)[0] != cb  # a compressed block
+    data[ib:ib + cb] = bytes(cb)
+    struct.pack_into("<I", data, footer + 4, crc32(bytes(cb)))
+    damaged = tmp_path / "damaged.ost"
+    damaged.write_bytes(data)
+    manifest, prefix, emails, _ = _extract(damaged, tmp_path / "out", workers=1, reader=reader)
+    errors = [json.loads(line) for line in (prefix / "errors.ndjson").read_text().splitlines()]
+    assert [e["item_index"] is not None for e in errors] == [True]
+    assert len([e for e in emails if e["parent_email_id"] is None]) == len(truth["messages"]) - 1

@@ -40,7 +40,10 @@ NEED = 3  # a wVer 36 file's compressed block (its bid in n[N_NEED]) is not infl
 # inflates it into the pool and retries
 
 # geometry (an int64 array, so that one compiled function serves ANSI, Unicode and 4 KiB-page files)
-G_UNICODE, G_W, G_NBT, G_BBT, G_CRYPT, G_META, G_TRAILER, G_MAXBLOCK, G_PAGE, G_ALIGN, G_4K = range(11)
+G_UNICODE, G_W, G_NBT, G_BBT, G_CRYPT, G_META, G_TRAILER, G_MAXBLOCK, G_PAGE, G_ALIGN, G_4K, G_HID = range(12)
+G_POOL = 12  # wVer 36 files: geo[G_POOL + 2 * (bid >> 2)], [... + 1] = start and length of an inflated block
+# in tables[POOL_AT:] (the same two arrays as for any file: no argument more to pass per call)
+POOL_AT = 768  # tables: MS-PST's R, S and I byte tables, then the pool
 # counters (n)
 N_BUF, N_BLK, N_PROPS, N_CRCS, N_ATTS, N_SUBS, N_ROWS, N_NEED = range(8)
 
@@ -199,12 +202,11 @@ def _decode(mm, geo, tables, bid, ib, cb, buf, blk, n):  # pragma: no cover - co
         t = ib + (cb + 24 + 511) // 512 * 512 - 24
         inflated = _u16(mm, t + 18)
         if inflated != 0 and inflated != cb:  # zlib-compressed: its inflated, decoded bytes are in the pool
-            return _pooled(tables, bid, inflated, buf, blk, n)
+            return _pooled(geo, tables, bid, inflated, buf, blk, n)
     if n[N_BUF] + cb > buf.shape[0] or n[N_BLK] >= blk.shape[0]:
         return FULL
     p = n[N_BUF]
     crypt = geo[G_CRYPT]
-    rotors = tables[0]
     # loops over views indexed from 0: numba then knows no index is negative and the copy
     # vectorizes (a slice assignment, or an index that could be negative, is ~35x slower)
     dst, src = buf[p:p + cb], mm[ib:ib + cb]
@@ -212,13 +214,13 @@ def _decode(mm, geo, tables, bid, ib, cb, buf, blk, n):  # pragma: no cover - co
         for i in range(cb):
             dst[i] = src[i]
     elif crypt == 1:
-        inverse = rotors[2]
+        inverse = tables[512:768]
         for i in range(cb):
             dst[i] = inverse[src[i]]
     else:  # cyclic, keyed by the low 32 bits of the bid (MS-PST 5.2)
         key = bid & 0xFFFFFFFF
         start = (key ^ (key >> 16)) & 0xFFFF
-        r, s, inverse = rotors[0], rotors[1], rotors[2]
+        r, s, inverse = tables[0:256], tables[256:512], tables[512:768]
         for i in range(cb):
             word = (start + i) & 0xFFFF
             lo, hi = word & 0xFF, word >> 8
@@ -232,18 +234,16 @@ def _decode(mm, geo, tables, bid, ib, cb, buf, blk, n):  # pragma: no cover - co
 
 
 @njit
-def _pooled(tables, bid, inflated, buf, blk, n):  # pragma: no cover - compiled
-    """Append block *bid*'s inflated bytes from the pool (tables[1], indexed by tables[2]: bid >> 2
-    -> start, length), or ask for them (NEED)."""
-    pool, at = tables[1], tables[2]
-    slot = bid >> 2
-    if slot >= at.shape[0] or at[slot, 1] != inflated:
+def _pooled(geo, tables, bid, inflated, buf, blk, n):  # pragma: no cover - compiled
+    """Append block *bid*'s inflated bytes from the pool (see G_POOL), or ask for them (NEED)."""
+    at = G_POOL + 2 * (bid >> 2)
+    if at + 1 >= geo.shape[0] or geo[at + 1] != inflated:
         n[N_NEED] = bid
         return NEED
     if n[N_BUF] + inflated > buf.shape[0] or n[N_BLK] >= blk.shape[0]:
         return FULL
-    p = n[N_BUF]
-    dst, src = buf[p:p + inflated], pool[at[slot, 0]:at[slot, 0] + inflated]
+    p, start = n[N_BUF], POOL_AT + geo[at]
+    dst, src = buf[p:p + inflated], tables[start:start + inflated]
     for i in range(inflated):
         dst[i] = src[i]
     blk[n[N_BLK], 0], blk[n[N_BLK], 1] = p, inflated
@@ -373,16 +373,14 @@ def _subnode(subs, s0, ns, nid):  # pragma: no cover - compiled
 
 
 @njit
-def _heap(buf, blk, b0, nb, hid, geo):  # pragma: no cover - compiled
-    """(status, start, end) in *buf* of heap allocation *hid*. Mirrors _Node.heap."""
+def _heap(buf, blk, b0, nb, hid, hid_shift):  # pragma: no cover - compiled
+    """(status, start, end) in *buf* of heap allocation *hid*. Mirrors _Node.heap. *hid_shift*:
+    where the HID's block index starts (16; 19 in wVer 36 files, whose allocation indexes have 14 bits)."""
     if hid == 0:
         return OK, 0, 0
     if hid & 0x1F:
         return FAIL, 0, 0
-    if geo[G_4K]:  # wVer 36: 14 bits of allocation index, the block index above them
-        index, block = (hid >> 5) & 0x3FFF, hid >> 19
-    else:
-        index, block = (hid >> 5) & 0x7FF, hid >> 16
+    index, block = (hid >> 5) & ((1 << (hid_shift - 5)) - 1), hid >> hid_shift
     if block >= nb:
         return FAIL, 0, 0
     bs, bl = blk[b0 + block, 0], blk[b0 + block, 1]
@@ -403,7 +401,7 @@ def _heap(buf, blk, b0, nb, hid, geo):  # pragma: no cover - compiled
 
 
 @njit
-def _heap_root(buf, blk, b0, nb, client, geo):  # pragma: no cover - compiled
+def _heap_root(buf, blk, b0, nb, client, hid_shift):  # pragma: no cover - compiled
     """(status, hidUserRoot) of the heap-on-node in blocks b0..b0+nb. Mirrors _Node.heap_header."""
     if nb == 0 or blk[b0, 1] < 12:
         return FAIL, 0
@@ -414,10 +412,10 @@ def _heap_root(buf, blk, b0, nb, client, geo):  # pragma: no cover - compiled
 
 
 @njit
-def _bth(buf, blk, b0, nb, hid, leaves, geo):  # pragma: no cover - compiled
+def _bth(buf, blk, b0, nb, hid, leaves, hid_shift):  # pragma: no cover - compiled
     """(status, key size, entry size, leaf count) of the BTH whose header is *hid*; the leaves
     (start, end in *buf*) go to *leaves* in key order. Mirrors _Node.bth_leaves."""
-    st, s, e = _heap(buf, blk, b0, nb, hid, geo)
+    st, s, e = _heap(buf, blk, b0, nb, hid, hid_shift)
     if st:
         return st, 0, 0, 0
     if e - s < 8 or buf[s] != 0xB5:
@@ -434,7 +432,7 @@ def _bth(buf, blk, b0, nb, hid, leaves, geo):  # pragma: no cover - compiled
     for _ in range(levels):
         total = 0
         for index_hid in level_hids:
-            st, s, e = _heap(buf, blk, b0, nb, index_hid, geo)
+            st, s, e = _heap(buf, blk, b0, nb, index_hid, hid_shift)
             if st:
                 return st, 0, 0, 0
             if e - s >= step:
@@ -442,7 +440,7 @@ def _bth(buf, blk, b0, nb, hid, leaves, geo):  # pragma: no cover - compiled
         children = np.empty(total, dtype=np.int64)
         k = 0
         for index_hid in level_hids:
-            _, s, e = _heap(buf, blk, b0, nb, index_hid, geo)
+            _, s, e = _heap(buf, blk, b0, nb, index_hid, hid_shift)
             i = 0
             while i <= e - s - step:
                 children[k] = _u32(buf, s + i + key_size)
@@ -457,7 +455,7 @@ def _bth(buf, blk, b0, nb, hid, leaves, geo):  # pragma: no cover - compiled
         return FULL, 0, 0, 0
     record = key_size + ent_size
     for j in range(level_hids.shape[0]):
-        st, s, e = _heap(buf, blk, b0, nb, level_hids[j], geo)
+        st, s, e = _heap(buf, blk, b0, nb, level_hids[j], hid_shift)
         if st:
             return st, 0, 0, 0
         if (e - s) % record:
@@ -471,7 +469,7 @@ def _value(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, 
     """(status, start, end) of the variable-size value behind *hnid*: a heap allocation or a
     whole subnode (decoded into *buf*). Mirrors _Node.hnid."""
     if hnid & 0x1F == 0:
-        return _heap(buf, blk, b0, nb, hnid, geo)
+        return _heap(buf, blk, b0, nb, hnid, geo[G_HID])
     row = _subnode(subs, s0, ns, hnid)
     if row < 0:
         return FAIL, 0, 0
@@ -496,10 +494,10 @@ def _pc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
         owner, index):  # pragma: no cover - compiled
     """Emit the wanted properties of the PC in the node (the first of a repeated id wins).
     Mirrors PstReader._pc_bytes."""
-    st, root = _heap_root(buf, blk, b0, nb, 0xBC, geo)
+    st, root = _heap_root(buf, blk, b0, nb, 0xBC, geo[G_HID])
     if st:
         return st
-    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, root, leaves, geo)
+    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, root, leaves, geo[G_HID])
     if st:
         return st
     if key_size != 2 or ent_size != 6:
@@ -542,10 +540,10 @@ def _tc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
     """Read the table context in the node: (status, row count). Row ids go to *ids*; with
     *rows_wanted*, each row's wanted cells are emitted as properties of (owner, row number)
     and the count is of rows read (none without a row matrix, as in _tc_cells). Mirrors PstReader._tc_layout and _tc_cells (and _tc_row_ids, which also reads the rows' blocks)."""
-    st, root = _heap_root(buf, blk, b0, nb, 0x7C, geo)
+    st, root = _heap_root(buf, blk, b0, nb, 0x7C, geo[G_HID])
     if st:
         return st, 0
-    st, s, e = _heap(buf, blk, b0, nb, root, geo)
+    st, s, e = _heap(buf, blk, b0, nb, root, geo[G_HID])
     if st:
         return st, 0
     if e - s < 22 or buf[s] != 0x7C:
@@ -557,7 +555,7 @@ def _tc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
         return FAIL, 0
     if hid_index == 0:
         return OK, 0
-    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, hid_index, leaves, geo)
+    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, hid_index, leaves, geo[G_HID])
     if st:
         return st, 0
     if count and (key_size != 4 or (ent_size != 2 and ent_size != 4)):
@@ -565,7 +563,7 @@ def _tc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
     r0, rn = 0, 0  # the row matrix's blocks
     if count and hnid_rows and row_size:
         if hnid_rows & 0x1F == 0:
-            st, hs, he = _heap(buf, blk, b0, nb, hnid_rows, geo)
+            st, hs, he = _heap(buf, blk, b0, nb, hnid_rows, geo[G_HID])
             if st:
                 return st, 0
             if n[N_BLK] >= blk.shape[0]:
@@ -774,46 +772,54 @@ class _Workspace:
         return self.buf, self.blk, self.crcs, self.subs, self.props, self.leaves, self.ids, self.atts, self.n
 
 
-_NO_POOL = (np.empty(0, dtype=np.uint8), np.zeros((0, 2), dtype=np.int64))
-
-
-def _constants(wanted: frozenset[int]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
-    """(CRC table, (MS-PST byte tables, inflated-block pool, its index), wanted-id flags): the
-    arguments of every call (the pool is only ever filled for a wVer 36 file)."""
+def _constants(wanted: frozenset[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(CRC table, MS-PST byte tables, wanted-id flags): the read-only arguments of every call."""
     flags = np.zeros(65536, dtype=np.uint8)
     flags[sorted(wanted)] = 1
-    rotors = np.frombuffer(_MPBB_R + _MPBB_S + _MPBB_I, dtype=np.uint8).reshape(3, 256)
-    return _crc_table(), (rotors, *_NO_POOL), flags
+    tables = np.frombuffer(_MPBB_R + _MPBB_S + _MPBB_I, dtype=np.uint8)
+    return _crc_table(), tables, flags
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False  # the type every call passes: one compiled specialization
+    return view
 
 
 class _Pool:
     """Inflated (and decoded) blocks of a wVer 36 file for the compiled path, which cannot run
     zlib: the compiled call asks for a block (NEED), the Python reader inflates it here, the call
-    runs again. Indexed by bid >> 2; emptied past 64 MiB, so a worker's memory stays bounded."""
+    runs again. The bytes follow the byte tables in ``tables``, their places follow the geometry
+    in ``geo`` (indexed by bid >> 2: see G_POOL); emptied past 64 MiB, so a worker's memory stays
+    bounded."""
 
     LIMIT = 64 << 20
 
-    def __init__(self) -> None:
-        self.data, self.at = np.empty(1 << 20, dtype=np.uint8), np.zeros((1 << 12, 2), dtype=np.int64)
+    def __init__(self, geo: np.ndarray, tables: np.ndarray) -> None:
+        self.geo = np.zeros(G_POOL + 2 * 4096, dtype=np.int64)
+        self.geo[:G_POOL] = geo[:G_POOL]
+        self.tables = np.empty(POOL_AT + (1 << 20), dtype=np.uint8)
+        self.tables[:POOL_AT] = tables[:POOL_AT]
         self.used = 0
         self.resets = 0
 
     def add(self, bid: int, block: bytes) -> None:
-        slot, size = bid >> 2, len(block)
+        at, size = G_POOL + 2 * (bid >> 2), len(block)
         if self.used + size > self.LIMIT:
-            self.at[:] = 0
+            self.geo[G_POOL:] = 0
             self.used = 0
             self.resets += 1
-        if slot >= self.at.shape[0]:
-            grown = np.zeros((max(slot + 1, 2 * self.at.shape[0]), 2), dtype=np.int64)
-            grown[:self.at.shape[0]] = self.at
-            self.at = grown
-        if self.used + size > self.data.shape[0]:
-            grown_data = np.empty(max(self.used + size, 2 * self.data.shape[0]), dtype=np.uint8)
-            grown_data[:self.used] = self.data[:self.used]
-            self.data = grown_data
-        self.data[self.used:self.used + size] = np.frombuffer(block, dtype=np.uint8)
-        self.at[slot, 0], self.at[slot, 1] = self.used, size
+        if at + 1 >= self.geo.shape[0]:
+            grown = np.zeros(max(at + 2, 2 * self.geo.shape[0]), dtype=np.int64)
+            grown[:self.geo.shape[0]] = self.geo
+            self.geo = grown
+        if POOL_AT + self.used + size > self.tables.shape[0]:
+            grown_tables = np.empty(max(POOL_AT + self.used + size, 2 * self.tables.shape[0]), dtype=np.uint8)
+            grown_tables[:POOL_AT + self.used] = self.tables[:POOL_AT + self.used]
+            self.tables = grown_tables
+        start = POOL_AT + self.used
+        self.tables[start:start + size] = np.frombuffer(block, dtype=np.uint8)
+        self.geo[at], self.geo[at + 1] = self.used, size
         self.used += size
 
 
@@ -827,12 +833,13 @@ class CompiledReader:
         self._mm = np.frombuffer(pst._mm, dtype=np.uint8)
         self._view = memoryview(pst._mm)
         geo = np.array([int(pst.unicode), pst._id, pst._nbt_root, pst._bbt_root, pst.crypt, pst._page_meta,
-                        pst._block_trailer, pst._max_block, pst._page_size, pst._align, int(pst.four_k)],
+                        pst._block_trailer, pst._max_block, pst._page_size, pst._align, int(pst.four_k),
+                        pst._hid_shift],
                        dtype=np.int64)
         checked = np.zeros(len(pst._mm) // 512 + 1, dtype=np.uint8)  # calloc: untouched pages cost nothing
         crc_table, tables, flags = _constants(wanted)
         self._fixed = (self._mm, geo, checked, crc_table, tables, flags)
-        self._pool = _Pool() if pst.four_k else None
+        self._pool = _Pool(geo, tables) if pst.four_k else None
         self._work = _Workspace()
 
     def _inflate(self, bid: int, resets: int) -> bool:
@@ -904,8 +911,8 @@ def _inflate_into(reader: CompiledReader, bid: int, resets: int) -> bool:
     except CorruptPstError:
         return False
     pool.add(bid, block)
-    mm, geo, checked, crc_table, tables, flags = reader._fixed
-    reader._fixed = (mm, geo, checked, crc_table, (tables[0], pool.data, pool.at), flags)
+    mm, _, checked, crc_table, _, flags = reader._fixed
+    reader._fixed = (mm, pool.geo, checked, crc_table, _read_only(pool.tables), flags)
     return True
 
 
@@ -917,8 +924,8 @@ def warm_up() -> float:
     started = time.perf_counter()
     crc_table, tables, flags = _constants(frozenset())
     empty = np.frombuffer(bytes(512), dtype=np.uint8)
-    geo, checked = np.zeros(11, dtype=np.int64), np.zeros(2, dtype=np.uint8)
-    geo[G_PAGE], geo[G_ALIGN] = 512, 64
+    geo, checked = np.zeros(G_POOL, dtype=np.int64), np.zeros(2, dtype=np.uint8)
+    geo[G_PAGE], geo[G_ALIGN], geo[G_HID] = 512, 64, 16
     if _read_message(empty, geo, checked, crc_table, tables, flags, -1, 0, 0, *_Workspace().arrays()) != FAIL:
         raise RuntimeError("the compiled PST reader read a message from an empty file")
     return time.perf_counter() - started

@@ -670,7 +670,7 @@ class PstReader:
                 data = inflater.decompress(data, inflated)
             except zlib.error as exc:
                 raise CorruptPstError(f"{self.path}: {where}: block 0x{bid:X} at {ib} does not inflate ({exc})") from None
-            if len(data) != inflated:
+            if len(data) != inflated or not inflater.eof:
                 raise CorruptPstError(
                     f"{self.path}: {where}: block 0x{bid:X} at {ib} inflates to {len(data)} bytes, not {inflated}")
         if bid & 2 or self.crypt == CRYPT_NONE:

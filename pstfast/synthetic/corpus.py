@@ -273,8 +273,9 @@ def _writer(path: Path, options: SynthOptions, display_name: str, seed: int) -> 
                      ansi_codepage=options.codepage if ansi else None)
 
 
-def _options_truth(options: SynthOptions) -> dict[str, Any]:
-    """The options in the truth; the layout ones only when not the default (a default truth keeps its bytes)."""
+def options_record(options: SynthOptions) -> dict[str, Any]:
+    """The options as the truth (and the benchmark corpus cache key) record them: the layout ones
+    only when not the default, so a default truth, and a cached corpus name, stay what they were."""
     layout_defaults = {"layout": "unicode", "codepage": 1252, "ost": False}
     return {k: getattr(options, k) for k in options.__dataclass_fields__
             if k not in layout_defaults or getattr(options, k) != layout_defaults[k]}
@@ -618,7 +619,7 @@ def synth(
         truth_out.finish(
             {
                 "seed": options.seed,
-                "options": _options_truth(options),
+                "options": options_record(options),
                 "folders": [
                     {"path": p, "name": p.rsplit("/", 1)[-1], "message_count": folder_counts.get(p, 0)}
                     for p in ["Top of Personal Folders", "Top of Personal Folders/Deleted Items",

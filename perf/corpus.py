@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 #: default sizes of the end-to-end benchmarks (messages); ``PSTFAST_PERF_SIZES`` overrides
@@ -48,10 +48,10 @@ class BenchPst:
 
 def bench_pst(messages: int, seed: int = SEED, *, folder: Path | None = None) -> BenchPst:
     """The cached PST of *messages* messages (written on first use, atomically)."""
-    from pstfast.synthetic.corpus import SynthOptions, synth
+    from pstfast.synthetic.corpus import SynthOptions, options_record, synth
 
     options = SynthOptions(messages=messages, seed=seed)
-    tag = hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode()).hexdigest()[:10]
+    tag = hashlib.sha256(json.dumps(options_record(options), sort_keys=True).encode()).hexdigest()[:10]
     root = folder or cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"synth-{messages}-s{seed}-{tag}.pst"
@@ -62,7 +62,7 @@ def bench_pst(messages: int, seed: int = SEED, *, folder: Path | None = None) ->
     tmp = path.with_name(path.name + f".{os.getpid()}.partial")
     result = synth(tmp, options=options)
     tmp.replace(path)
-    meta = {"messages": result.messages, "attachments": result.attachments, "options": asdict(options),
+    meta = {"messages": result.messages, "attachments": result.attachments, "options": options_record(options),
             "writer_seconds": round(result.seconds, 2)}
     info.write_text(json.dumps(meta, indent=1))
     return BenchPst(path, result.messages, result.attachments, path.stat().st_size, seed)

@@ -25,6 +25,9 @@ def _synth(args: argparse.Namespace) -> int:
         large_attachment_every=args.large_attachment_every,
         body_kib=args.body_kib,
         ids_by_folder=args.ids_by_folder,
+        layout=args.layout,
+        codepage=args.codepage,
+        ost=args.ost,
     )
     if args.custodians is not None:
         if args.damaged:
@@ -93,6 +96,13 @@ def register(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     q.add_argument("--ids-by-folder", action="store_true",
                    help="message node ids in a block per folder, not in arrival order as Outlook's: libpff and "
                         "readpst open big files fast")
+    q.add_argument("--layout", choices=["unicode", "ansi", "unicode4k"], default="unicode",
+                   help="file layout: unicode (wVer 23, Outlook 2003 and later; default) or ansi (wVer 14, "
+                        "Outlook 97-2002: every string PT_STRING8 in --codepage) or unicode4k (wVer 36, Outlook 2013 "
+                        "OSTs: 4 KiB pages, zlib-compressed blocks; with --ost as Outlook writes it)")
+    q.add_argument("--codepage", type=positive_int, default=1252, metavar="CP",
+                   help="the Windows code page of an ANSI file's strings (default 1252; what it lacks is '?')")
+    q.add_argument("--ost", action="store_true", help="client signature SO (an OST, offline store) instead of SM")
     q.add_argument("--truth", metavar="OUT.json", help="also write the ground truth as JSON")
     q.add_argument("--damaged", metavar="DIR",
                    help="also write damaged variants (truncated, flipped data block, broken B-tree page) into DIR")

@@ -177,10 +177,8 @@ def check_signature(path: str | Path) -> None:
         raise NotAPstError(f"{path}: empty file (0 bytes), not a PST")
     if len(head) < 16 or head[:4] != PST_MAGIC:
         raise NotAPstError(f"{path}: not a PST file (no !BDN signature)")
-    if head[8:10] not in (b"SM", b"SO"):
+    if head[8:10] not in (b"SM", b"SO"):  # SO: an OST (offline store), read exactly like a PST
         raise NotAPstError(f"{path}: not a PST file (client magic {head[8:10]!r})")
-    if head[8:10] == b"SO":
-        raise NotAPstError(f"{path}: an OST (offline store), not a PST")
     # the header records the file's size (ROOT.ibFileEof): a shorter file was truncated
     version = int.from_bytes(head[10:12], "little")
     if len(head) < 200:

@@ -29,17 +29,23 @@ from operator import itemgetter
 import numpy as np
 from numba import njit
 
+from ..errors import CorruptPstError
 from .crc import crc32
 from .reader import _MPBB_I, _MPBB_R, _MPBB_S, PstReader, _Node
 
 __all__ = ["CompiledMessage", "CompiledReader", "cache_ready", "warm_up"]
 
 OK, FAIL, FULL = 0, 1, 2  # FULL: an output array is too small; the caller grows them and retries
+NEED = 3  # a wVer 36 file's compressed block (its bid in n[N_NEED]) is not inflated yet: the caller
+# inflates it into the pool and retries
 
-# geometry (an int64 array, so that one compiled function serves ANSI and Unicode files)
-G_UNICODE, G_W, G_NBT, G_BBT, G_CRYPT, G_META, G_TRAILER, G_MAXBLOCK = range(8)
+# geometry (an int64 array, so that one compiled function serves ANSI, Unicode and 4 KiB-page files)
+G_UNICODE, G_W, G_NBT, G_BBT, G_CRYPT, G_META, G_TRAILER, G_MAXBLOCK, G_PAGE, G_ALIGN, G_4K, G_HID = range(12)
+G_POOL = 12  # wVer 36 files: geo[G_POOL + 2 * (bid >> 2)], [... + 1] = start and length of an inflated block
+# in tables[POOL_AT:] (the same two arrays as for any file: no argument more to pass per call)
+POOL_AT = 768  # tables: MS-PST's R, S and I byte tables, then the pool
 # counters (n)
-N_BUF, N_BLK, N_PROPS, N_CRCS, N_ATTS, N_SUBS, N_ROWS = range(7)
+N_BUF, N_BLK, N_PROPS, N_CRCS, N_ATTS, N_SUBS, N_ROWS, N_NEED = range(8)
 
 NID_ATTACHMENT_TABLE = 0x671
 NID_RECIPIENT_TABLE = 0x692
@@ -106,17 +112,22 @@ def _crc(a, start, end, table):  # pragma: no cover - compiled
 def _find(mm, geo, checked, crc_table, root, ptype, key):  # pragma: no cover - compiled
     """(status, value 1, value 2) of the B-tree leaf entry *key*: NBT (bidData, bidSub) or
     BBT (ib, cb). Mirrors PstReader._btree_find and _page_uncached, checks included."""
-    w, meta = geo[G_W], geo[G_META]
-    if geo[G_UNICODE]:
+    w, meta, page, four_k = geo[G_W], geo[G_META], geo[G_PAGE], geo[G_4K]
+    if four_k:
+        trailer, crc_at, covered = 4072, 4076, 4072
+    elif geo[G_UNICODE]:
         trailer, crc_at, covered = 496, 500, 496
     else:
         trailer, crc_at, covered = 500, 508, 500
     nbt_key64 = ptype == 0x81 and w == 8
     ib = root
     for _ in range(16):
-        if ib <= 0 or ib + 512 > mm.shape[0] or ib & 511:
+        if ib <= 0 or ib + page > mm.shape[0] or ib & (page - 1):
             return FAIL, 0, 0
-        count, ent, level = np.int64(mm[ib + meta]), np.int64(mm[ib + meta + 2]), mm[ib + meta + 3]
+        if four_k:  # 16-bit cEnt and cEntMax
+            count, ent, level = _u16(mm, ib + meta), np.int64(mm[ib + meta + 4]), mm[ib + meta + 5]
+        else:
+            count, ent, level = np.int64(mm[ib + meta]), np.int64(mm[ib + meta + 2]), mm[ib + meta + 3]
         if mm[ib + trailer] != ptype or mm[ib + trailer + 1] != ptype:
             return FAIL, 0, 0
         if not checked[ib >> 9]:
@@ -163,11 +174,13 @@ def _locate(mm, geo, checked, crc_table, bid, crcs, n):  # pragma: no cover - co
     st, ib, cb = _find(mm, geo, checked, crc_table, geo[G_BBT], 0x80, bid & ~1)
     if st:
         return st, 0, 0
-    size = geo[G_TRAILER]
-    total = (cb + size + 63) // 64 * 64
+    size, align = geo[G_TRAILER], geo[G_ALIGN]
+    total = (cb + size + align - 1) // align * align
     if ib < 0 or ib + total > mm.shape[0]:
         return FAIL, 0, 0
     t = ib + total - size
+    if geo[G_4K] and bid & 2 and _u16(mm, t + 18) != cb and _u16(mm, t + 18) != 0:
+        return FAIL, 0, 0  # a compressed internal block: left to the Python reader
     if geo[G_UNICODE]:
         t_crc, t_bid = _u32(mm, t + 4), _id(mm, t + 8, 8)
     else:
@@ -185,6 +198,11 @@ def _locate(mm, geo, checked, crc_table, bid, crcs, n):  # pragma: no cover - co
 @njit
 def _decode(mm, geo, tables, bid, ib, cb, buf, blk, n):  # pragma: no cover - compiled
     """Append the decoded data of block *bid* to *buf* and record it in *blk*."""
+    if geo[G_4K]:
+        t = ib + (cb + 24 + 511) // 512 * 512 - 24
+        inflated = _u16(mm, t + 18)
+        if inflated != 0 and inflated != cb:  # zlib-compressed: its inflated, decoded bytes are in the pool
+            return _pooled(geo, tables, bid, inflated, buf, blk, n)
     if n[N_BUF] + cb > buf.shape[0] or n[N_BLK] >= blk.shape[0]:
         return FULL
     p = n[N_BUF]
@@ -196,13 +214,13 @@ def _decode(mm, geo, tables, bid, ib, cb, buf, blk, n):  # pragma: no cover - co
         for i in range(cb):
             dst[i] = src[i]
     elif crypt == 1:
-        inverse = tables[2]
+        inverse = tables[512:768]
         for i in range(cb):
             dst[i] = inverse[src[i]]
     else:  # cyclic, keyed by the low 32 bits of the bid (MS-PST 5.2)
         key = bid & 0xFFFFFFFF
         start = (key ^ (key >> 16)) & 0xFFFF
-        r, s, inverse = tables[0], tables[1], tables[2]
+        r, s, inverse = tables[0:256], tables[256:512], tables[512:768]
         for i in range(cb):
             word = (start + i) & 0xFFFF
             lo, hi = word & 0xFF, word >> 8
@@ -212,6 +230,25 @@ def _decode(mm, geo, tables, bid, ib, cb, buf, blk, n):  # pragma: no cover - co
     blk[n[N_BLK], 0], blk[n[N_BLK], 1] = p, cb
     n[N_BLK] += 1
     n[N_BUF] += cb
+    return OK
+
+
+@njit
+def _pooled(geo, tables, bid, inflated, buf, blk, n):  # pragma: no cover - compiled
+    """Append block *bid*'s inflated bytes from the pool (see G_POOL), or ask for them (NEED)."""
+    at = G_POOL + 2 * (bid >> 2)
+    if at + 1 >= geo.shape[0] or geo[at + 1] != inflated:
+        n[N_NEED] = bid
+        return NEED
+    if n[N_BUF] + inflated > buf.shape[0] or n[N_BLK] >= blk.shape[0]:
+        return FULL
+    p, start = n[N_BUF], POOL_AT + geo[at]
+    dst, src = buf[p:p + inflated], tables[start:start + inflated]
+    for i in range(inflated):
+        dst[i] = src[i]
+    blk[n[N_BLK], 0], blk[n[N_BLK], 1] = p, inflated
+    n[N_BLK] += 1
+    n[N_BUF] += inflated
     return OK
 
 
@@ -336,13 +373,14 @@ def _subnode(subs, s0, ns, nid):  # pragma: no cover - compiled
 
 
 @njit
-def _heap(buf, blk, b0, nb, hid):  # pragma: no cover - compiled
-    """(status, start, end) in *buf* of heap allocation *hid*. Mirrors _Node.heap."""
+def _heap(buf, blk, b0, nb, hid, hid_shift):  # pragma: no cover - compiled
+    """(status, start, end) in *buf* of heap allocation *hid*. Mirrors _Node.heap. *hid_shift*:
+    where the HID's block index starts (16; 19 in wVer 36 files, whose allocation indexes have 14 bits)."""
     if hid == 0:
         return OK, 0, 0
     if hid & 0x1F:
         return FAIL, 0, 0
-    index, block = (hid >> 5) & 0x7FF, hid >> 16
+    index, block = (hid >> 5) & ((1 << (hid_shift - 5)) - 1), hid >> hid_shift
     if block >= nb:
         return FAIL, 0, 0
     bs, bl = blk[b0 + block, 0], blk[b0 + block, 1]
@@ -363,7 +401,7 @@ def _heap(buf, blk, b0, nb, hid):  # pragma: no cover - compiled
 
 
 @njit
-def _heap_root(buf, blk, b0, nb, client):  # pragma: no cover - compiled
+def _heap_root(buf, blk, b0, nb, client, hid_shift):  # pragma: no cover - compiled
     """(status, hidUserRoot) of the heap-on-node in blocks b0..b0+nb. Mirrors _Node.heap_header."""
     if nb == 0 or blk[b0, 1] < 12:
         return FAIL, 0
@@ -374,10 +412,10 @@ def _heap_root(buf, blk, b0, nb, client):  # pragma: no cover - compiled
 
 
 @njit
-def _bth(buf, blk, b0, nb, hid, leaves):  # pragma: no cover - compiled
+def _bth(buf, blk, b0, nb, hid, leaves, hid_shift):  # pragma: no cover - compiled
     """(status, key size, entry size, leaf count) of the BTH whose header is *hid*; the leaves
     (start, end in *buf*) go to *leaves* in key order. Mirrors _Node.bth_leaves."""
-    st, s, e = _heap(buf, blk, b0, nb, hid)
+    st, s, e = _heap(buf, blk, b0, nb, hid, hid_shift)
     if st:
         return st, 0, 0, 0
     if e - s < 8 or buf[s] != 0xB5:
@@ -394,7 +432,7 @@ def _bth(buf, blk, b0, nb, hid, leaves):  # pragma: no cover - compiled
     for _ in range(levels):
         total = 0
         for index_hid in level_hids:
-            st, s, e = _heap(buf, blk, b0, nb, index_hid)
+            st, s, e = _heap(buf, blk, b0, nb, index_hid, hid_shift)
             if st:
                 return st, 0, 0, 0
             if e - s >= step:
@@ -402,7 +440,7 @@ def _bth(buf, blk, b0, nb, hid, leaves):  # pragma: no cover - compiled
         children = np.empty(total, dtype=np.int64)
         k = 0
         for index_hid in level_hids:
-            _, s, e = _heap(buf, blk, b0, nb, index_hid)
+            _, s, e = _heap(buf, blk, b0, nb, index_hid, hid_shift)
             i = 0
             while i <= e - s - step:
                 children[k] = _u32(buf, s + i + key_size)
@@ -417,7 +455,7 @@ def _bth(buf, blk, b0, nb, hid, leaves):  # pragma: no cover - compiled
         return FULL, 0, 0, 0
     record = key_size + ent_size
     for j in range(level_hids.shape[0]):
-        st, s, e = _heap(buf, blk, b0, nb, level_hids[j])
+        st, s, e = _heap(buf, blk, b0, nb, level_hids[j], hid_shift)
         if st:
             return st, 0, 0, 0
         if (e - s) % record:
@@ -431,7 +469,7 @@ def _value(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, 
     """(status, start, end) of the variable-size value behind *hnid*: a heap allocation or a
     whole subnode (decoded into *buf*). Mirrors _Node.hnid."""
     if hnid & 0x1F == 0:
-        return _heap(buf, blk, b0, nb, hnid)
+        return _heap(buf, blk, b0, nb, hnid, geo[G_HID])
     row = _subnode(subs, s0, ns, hnid)
     if row < 0:
         return FAIL, 0, 0
@@ -456,10 +494,10 @@ def _pc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
         owner, index):  # pragma: no cover - compiled
     """Emit the wanted properties of the PC in the node (the first of a repeated id wins).
     Mirrors PstReader._pc_bytes."""
-    st, root = _heap_root(buf, blk, b0, nb, 0xBC)
+    st, root = _heap_root(buf, blk, b0, nb, 0xBC, geo[G_HID])
     if st:
         return st
-    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, root, leaves)
+    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, root, leaves, geo[G_HID])
     if st:
         return st
     if key_size != 2 or ent_size != 6:
@@ -502,10 +540,10 @@ def _tc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
     """Read the table context in the node: (status, row count). Row ids go to *ids*; with
     *rows_wanted*, each row's wanted cells are emitted as properties of (owner, row number)
     and the count is of rows read (none without a row matrix, as in _tc_cells). Mirrors PstReader._tc_layout and _tc_cells (and _tc_row_ids, which also reads the rows' blocks)."""
-    st, root = _heap_root(buf, blk, b0, nb, 0x7C)
+    st, root = _heap_root(buf, blk, b0, nb, 0x7C, geo[G_HID])
     if st:
         return st, 0
-    st, s, e = _heap(buf, blk, b0, nb, root)
+    st, s, e = _heap(buf, blk, b0, nb, root, geo[G_HID])
     if st:
         return st, 0
     if e - s < 22 or buf[s] != 0x7C:
@@ -517,7 +555,7 @@ def _tc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
         return FAIL, 0
     if hid_index == 0:
         return OK, 0
-    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, hid_index, leaves)
+    st, key_size, ent_size, count = _bth(buf, blk, b0, nb, hid_index, leaves, geo[G_HID])
     if st:
         return st, 0
     if count and (key_size != 4 or (ent_size != 2 and ent_size != 4)):
@@ -525,7 +563,7 @@ def _tc(mm, geo, checked, crc_table, tables, buf, blk, b0, nb, subs, s0, ns, crc
     r0, rn = 0, 0  # the row matrix's blocks
     if count and hnid_rows and row_size:
         if hnid_rows & 0x1F == 0:
-            st, hs, he = _heap(buf, blk, b0, nb, hnid_rows)
+            st, hs, he = _heap(buf, blk, b0, nb, hnid_rows, geo[G_HID])
             if st:
                 return st, 0
             if n[N_BLK] >= blk.shape[0]:
@@ -708,7 +746,7 @@ class _Workspace:
 
     def __init__(self) -> None:
         self.size = _INITIAL_SIZE
-        self.n = np.zeros(7, dtype=np.int64)
+        self.n = np.zeros(8, dtype=np.int64)
         self._allocate()
 
     def _allocate(self) -> None:
@@ -740,8 +778,51 @@ def _constants(wanted: frozenset[int]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """(CRC table, MS-PST byte tables, wanted-id flags): the read-only arguments of every call."""
     flags = np.zeros(65536, dtype=np.uint8)
     flags[sorted(wanted)] = 1
-    tables = np.frombuffer(_MPBB_R + _MPBB_S + _MPBB_I, dtype=np.uint8).reshape(3, 256)
+    tables = np.frombuffer(_MPBB_R + _MPBB_S + _MPBB_I, dtype=np.uint8)
     return _crc_table(), tables, flags
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False  # the type every call passes: one compiled specialization
+    return view
+
+
+class _Pool:
+    """Inflated (and decoded) blocks of a wVer 36 file for the compiled path, which cannot run
+    zlib: the compiled call asks for a block (NEED), the Python reader inflates it here, the call
+    runs again. The bytes follow the byte tables in ``tables``, their places follow the geometry
+    in ``geo`` (indexed by bid >> 2: see G_POOL); emptied past 64 MiB, so a worker's memory stays
+    bounded."""
+
+    LIMIT = 64 << 20
+
+    def __init__(self, geo: np.ndarray, tables: np.ndarray) -> None:
+        self.geo = np.zeros(G_POOL + 2 * 4096, dtype=np.int64)
+        self.geo[:G_POOL] = geo[:G_POOL]
+        self.tables = np.empty(POOL_AT + (1 << 20), dtype=np.uint8)
+        self.tables[:POOL_AT] = tables[:POOL_AT]
+        self.used = 0
+        self.resets = 0
+
+    def add(self, bid: int, block: bytes) -> None:
+        at, size = G_POOL + 2 * (bid >> 2), len(block)
+        if self.used + size > self.LIMIT:
+            self.geo[G_POOL:] = 0
+            self.used = 0
+            self.resets += 1
+        if at + 1 >= self.geo.shape[0]:
+            grown = np.zeros(max(at + 2, 2 * self.geo.shape[0]), dtype=np.int64)
+            grown[:self.geo.shape[0]] = self.geo
+            self.geo = grown
+        if POOL_AT + self.used + size > self.tables.shape[0]:
+            grown_tables = np.empty(max(POOL_AT + self.used + size, 2 * self.tables.shape[0]), dtype=np.uint8)
+            grown_tables[:POOL_AT + self.used] = self.tables[:POOL_AT + self.used]
+            self.tables = grown_tables
+        start = POOL_AT + self.used
+        self.tables[start:start + size] = np.frombuffer(block, dtype=np.uint8)
+        self.geo[at], self.geo[at + 1] = self.used, size
+        self.used += size
 
 
 class CompiledReader:
@@ -754,11 +835,17 @@ class CompiledReader:
         self._mm = np.frombuffer(pst._mm, dtype=np.uint8)
         self._view = memoryview(pst._mm)
         geo = np.array([int(pst.unicode), pst._id, pst._nbt_root, pst._bbt_root, pst.crypt, pst._page_meta,
-                        pst._block_trailer, pst._max_block], dtype=np.int64)
+                        pst._block_trailer, pst._max_block, pst._page_size, pst._align, int(pst.four_k),
+                        pst._hid_shift],
+                       dtype=np.int64)
         checked = np.zeros(len(pst._mm) // 512 + 1, dtype=np.uint8)  # calloc: untouched pages cost nothing
         crc_table, tables, flags = _constants(wanted)
         self._fixed = (self._mm, geo, checked, crc_table, tables, flags)
+        self._pool = _Pool(geo, tables) if pst.four_k else None
         self._work = _Workspace()
+
+    def _inflate(self, bid: int, resets: int) -> bool:
+        return _inflate_into(self, bid, resets)
 
     def close(self) -> None:
         """Let go of the memory map (the PstReader can only close once nothing views it)."""
@@ -779,8 +866,13 @@ class CompiledReader:
 
     def _read(self, nid: int, bid_data: int, bid_sub: int) -> CompiledMessage | None:
         work = self._work
+        resets = self._pool.resets if self._pool is not None else 0
         while True:
             status = _read_message(*self._fixed, nid, bid_data, bid_sub, *work.arrays())
+            if status == NEED:
+                if not self._inflate(int(work.n[N_NEED]), resets):
+                    return None
+                continue
             if status != FULL:
                 break
             if not work.grow():
@@ -812,6 +904,22 @@ class CompiledReader:
 _OWNER = itemgetter(0, 1)
 
 
+def _inflate_into(reader: CompiledReader, bid: int, resets: int) -> bool:
+    """Put block *bid*, inflated by the Python reader, in the pool; False when it cannot be
+    read (the Python reader then says why) or the pool was emptied twice for one message."""
+    pool = reader._pool
+    if pool is None or pool.resets > resets + 1:
+        return False
+    try:
+        block = reader.pst._block(bid, "compiled read")
+    except CorruptPstError:
+        return False
+    pool.add(bid, block)
+    mm, _, checked, crc_table, _, flags = reader._fixed
+    reader._fixed = (mm, pool.geo, checked, crc_table, _read_only(pool.tables), flags)
+    return True
+
+
 def warm_up() -> float:
     """Compile the reader (or load it from numba's on-disk cache); return the seconds spent.
 
@@ -820,7 +928,8 @@ def warm_up() -> float:
     started = time.perf_counter()
     crc_table, tables, flags = _constants(frozenset())
     empty = np.frombuffer(bytes(512), dtype=np.uint8)
-    geo, checked = np.zeros(8, dtype=np.int64), np.zeros(2, dtype=np.uint8)
+    geo, checked = np.zeros(G_POOL, dtype=np.int64), np.zeros(2, dtype=np.uint8)
+    geo[G_PAGE], geo[G_ALIGN], geo[G_HID] = 512, 64, 16
     if _read_message(empty, geo, checked, crc_table, tables, flags, -1, 0, 0, *_Workspace().arrays()) != FAIL:
         raise RuntimeError("the compiled PST reader read a message from an empty file")
     return time.perf_counter() - started

@@ -1,6 +1,7 @@
 """pstfast's read-only PST reader (MS-PST NDB and LTP layers): what the extract stage reads with.
 
-It handles Unicode (wVer 23) and ANSI (wVer 14/15) files, the three block encodings (none,
+It handles Unicode (wVer 23), ANSI (wVer 14/15) and Outlook 2013's 4 KiB-page (wVer 36,
+zlib-compressed blocks) files, PSTs and OSTs alike, the three block encodings (none,
 permute, cyclic), multi-level B-trees, data trees (XBLOCK and XXBLOCK), nested subnode
 trees, multi-block heaps, multi-level BTHs, property contexts and table contexts, and
 checks the CRC of the header, of every B-tree page and of every block it reads. Everything
@@ -26,6 +27,7 @@ import datetime as _dt
 import mmap
 import os
 import struct
+import zlib
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -281,7 +283,7 @@ class _Node:
             return b""
         if hid & 0x1F:
             raise CorruptPstError(f"{self.where()}: 0x{hid:X} is not a heap id")
-        index, block = (hid >> 5) & 0x7FF, hid >> 16
+        index, block = (hid >> 5) & self.reader._hid_mask, hid >> self.reader._hid_shift
         offsets = self._maps.get(block) or self.page_map(block)
         if not 1 <= index < len(offsets):
             raise CorruptPstError(f"{self.where()}: heap id 0x{hid:X}: no allocation {index} in block {block}")
@@ -542,6 +544,10 @@ class PstReader:
         if mm[8:10] not in (b"SM", b"SO"):
             raise NotAPstError(f"{self.path}: client signature {bytes(mm[8:10])!r} is not a PST or OST")
         ver = struct.unpack_from("<H", mm, 10)[0]
+        self.four_k = ver == 36  # Outlook 2013's OST layout: 4 KiB pages, zlib-compressed blocks
+        self._page_size, self._align = (4096, 512) if self.four_k else (512, 64)
+        # an HID's allocation index and block index: 11 and 16 bits, or 14 and 13 in wVer 36 files
+        self._hid_shift, self._hid_mask = (19, 0x3FFF) if self.four_k else (16, 0x7FF)
         if ver in (14, 15):
             self.unicode = False
             self._nbt_root = struct.unpack_from("<I", mm, 188)[0]
@@ -549,14 +555,16 @@ class PstReader:
             self.crypt = mm[461]
             # page: entries end at 496, trailer at 500; block trailer 12 bytes
             self._id, self._page_meta, self._block_trailer, self._max_block = 4, 496, 12, 8180
-        elif ver in (21, 23):
+        elif ver in (21, 23, 36):
             self.unicode = True
             self._nbt_root = struct.unpack_from("<Q", mm, 224)[0]
             self._bbt_root = struct.unpack_from("<Q", mm, 240)[0]
             self.crypt = mm[513]
             self._id, self._page_meta, self._block_trailer, self._max_block = 8, 488, 16, 8176
+            if self.four_k:  # entries end at 4056 (16-bit counts), trailer at 4072; 24-byte block trailer
+                self._page_meta, self._block_trailer = 4056, 24
         else:
-            raise NotAPstError(f"{self.path}: unsupported PST version wVer={ver} (4k-page OSTs are not supported)")
+            raise NotAPstError(f"{self.path}: unsupported PST version wVer={ver}")
         if self.crypt not in (CRYPT_NONE, CRYPT_PERMUTE, CRYPT_CYCLIC):
             raise CorruptPstError(f"{self.path}: unknown block encoding bCryptMethod={self.crypt}")
         # dwCRCPartial covers the 471 bytes after the magic; Unicode files add dwCRCFull
@@ -571,14 +579,18 @@ class PstReader:
         mm = self._mm
         if mm is None:
             raise ValueError("PstReader is closed")
-        if ib <= 0 or ib + 512 > len(mm):
+        if ib <= 0 or ib + self._page_size > len(mm):
             raise CorruptPstError(f"{self.path}: B-tree page offset {ib} is outside the file")
         meta = self._page_meta
-        count, _, ent_size, level = mm[ib + meta], mm[ib + meta + 1], mm[ib + meta + 2], mm[ib + meta + 3]
-        if self.unicode:
-            trailer, crc_at, covered = ib + 496, ib + 500, 496
+        if self.four_k:  # 16-bit cEnt and cEntMax; the trailer's CRC covers 4,072 bytes
+            count, _, ent_size, level = struct.unpack_from("<HHBB", mm, ib + meta)
+            trailer, crc_at, covered = ib + 4072, ib + 4076, 4072
         else:
-            trailer, crc_at, covered = ib + 500, ib + 508, 500
+            count, ent_size, level = mm[ib + meta], mm[ib + meta + 2], mm[ib + meta + 3]
+            if self.unicode:
+                trailer, crc_at, covered = ib + 496, ib + 500, 496
+            else:
+                trailer, crc_at, covered = ib + 500, ib + 508, 500
         if mm[trailer] != ptype or mm[trailer + 1] != ptype:
             raise CorruptPstError(f"{self.path}: page at {ib} has type 0x{mm[trailer]:02X}, expected 0x{ptype:02X}")
         if struct.unpack_from("<I", mm, crc_at)[0] != crc32(mm[ib:ib + covered]):
@@ -647,11 +659,13 @@ class PstReader:
         mm = self._mm
         if mm is None:
             raise ValueError("PstReader is closed")
-        trailer_size = self._block_trailer
-        total = (cb + trailer_size + 63) // 64 * 64
+        trailer_size, align = self._block_trailer, self._align
+        total = (cb + trailer_size + align - 1) // align * align
         if ib + total > len(mm):
             raise CorruptPstError(f"{self.path}: {where}: block 0x{bid:X} at {ib} (+{total}) runs past the end of the file")
         t = ib + total - trailer_size
+        if self.four_k:
+            return self._block_4k(bid, ib, cb, t, where)
         if self.unicode:
             t_cb, _, t_crc, t_bid = struct.unpack_from("<HHIQ", mm, t)
         else:
@@ -664,6 +678,34 @@ class PstReader:
         if t_crc != crc32(data) and (t_crc or self.unicode):  # old ANSI writers leave the CRC at 0
             raise CorruptPstError(f"{self.path}: {where}: block 0x{bid:X} at {ib} fails its checksum (damaged data)")
         if bid & 2 or self.crypt == CRYPT_NONE:  # internal blocks (XBLOCK, SLBLOCK...) are never encoded
+            return data
+        if self.crypt == CRYPT_PERMUTE:
+            return data.translate(_PERMUTE_TABLE)
+        return _decrypt_cyclic(data, bid & 0xFFFFFFFF)
+
+    def _block_4k(self, bid: int, ib: int, cb: int, t: int, where: str) -> bytes:
+        """A block of a wVer 36 file: its trailer names the inflated size (cbInflated), and a
+        block whose stored size differs from it is zlib-compressed; the CRC covers the stored bytes."""
+        mm = self._mm
+        assert mm is not None
+        t_cb, _, t_crc, t_bid, _, inflated = struct.unpack_from("<HHIQHH", mm, t)
+        if t_cb != cb or (t_bid & ~1) != (bid & ~1):
+            raise CorruptPstError(
+                f"{self.path}: {where}: block 0x{bid:X} at {ib}: trailer says {t_cb} bytes of block 0x{t_bid:X}"
+            )
+        data = mm[ib:ib + cb]
+        if t_crc != crc32(data):
+            raise CorruptPstError(f"{self.path}: {where}: block 0x{bid:X} at {ib} fails its checksum (damaged data)")
+        if inflated and inflated != cb:
+            inflater = zlib.decompressobj()
+            try:
+                data = inflater.decompress(data, inflated)
+            except zlib.error as exc:
+                raise CorruptPstError(f"{self.path}: {where}: block 0x{bid:X} at {ib} does not inflate ({exc})") from None
+            if len(data) != inflated or not inflater.eof:
+                raise CorruptPstError(
+                    f"{self.path}: {where}: block 0x{bid:X} at {ib} inflates to {len(data)} bytes, not {inflated}")
+        if bid & 2 or self.crypt == CRYPT_NONE:
             return data
         if self.crypt == CRYPT_PERMUTE:
             return data.translate(_PERMUTE_TABLE)
@@ -796,6 +838,7 @@ class PstReader:
         if key_size != 2 or ent_size != 6:
             raise CorruptPstError(f"{node.where()}: property context BTH has key/entry sizes {key_size}/{ent_size}")
         blocks, maps = node.blocks, node._maps
+        hid_shift, hid_mask = self._hid_shift, self._hid_mask
         for leaf in leaves:
             for pid, ptype, hnid in struct.iter_unpack("<HHI", leaf):
                 if pid in out or (wanted is not None and pid not in wanted):
@@ -808,7 +851,7 @@ class PstReader:
                 elif hnid & 0x1F or not hnid:
                     out[pid] = (ptype, node.hnid(hnid))
                 else:  # node.heap(hnid), inlined: this loop runs for every property of every item
-                    block, index = hnid >> 16, (hnid >> 5) & 0x7FF
+                    block, index = hnid >> hid_shift, (hnid >> 5) & hid_mask
                     offsets = maps.get(block) or node.page_map(block)
                     if 1 <= index < len(offsets) and offsets[index - 1] <= offsets[index] <= len(blocks[block]):
                         out[pid] = (ptype, blocks[block][offsets[index - 1]:offsets[index]])
@@ -874,6 +917,7 @@ class PstReader:
             else:
                 plan.append((tag, tag & 0xFFFF, ib, 4, ceb_start + (bit >> 3), 0x80 >> (bit & 7), False))
         heap_blocks, maps = node.blocks, node._maps
+        hid_shift, hid_mask = self._hid_shift, self._hid_mask
         for leaf in leaves:
             for row_id, row_index in struct.iter_unpack(fmt, leaf):
                 block_no, slot = divmod(row_index, per_block) if per_block else (len(blocks), 0)
@@ -892,7 +936,7 @@ class PstReader:
                     if hnid & 0x1F or not hnid:
                         cells.append((tag, ptype, node.hnid(hnid)))
                         continue
-                    block, index = hnid >> 16, (hnid >> 5) & 0x7FF  # node.heap(hnid), inlined
+                    block, index = hnid >> hid_shift, (hnid >> 5) & hid_mask  # node.heap(hnid), inlined
                     offsets = maps.get(block) or node.page_map(block)
                     if 1 <= index < len(offsets) and offsets[index - 1] <= offsets[index] <= len(heap_blocks[block]):
                         cells.append((tag, ptype, heap_blocks[block][offsets[index - 1]:offsets[index]]))

@@ -14,6 +14,7 @@ It is streamed to disk like the PST itself, so memory stays bounded at any size.
 from __future__ import annotations
 
 import base64
+import codecs
 import datetime as _dt
 import hashlib
 import html
@@ -96,8 +97,23 @@ class SynthOptions:
     # message node ids a block per folder instead of in arrival order, as Outlook gives them:
     # libpff then opens the file in linear time (see pstfast.pst.write.messaging._MessageIds)
     ids_by_folder: bool = False
+    # the file layout (pstfast.pst.write.ndb.LAYOUTS): "unicode" (wVer 23), "unicode4k" (wVer 36,
+    # Outlook 2013 OSTs: 4 KiB pages, zlib-compressed blocks) or "ansi" (wVer 14,
+    # every string PT_STRING8 in *codepage*: what it lacks is written, and in the truth, as "?");
+    # *ost*: client signature SO (an offline store) instead of SM
+    layout: str = "unicode"
+    codepage: int = 1252
+    ost: bool = False
 
     def validate(self) -> None:
+        from ..pst.write.ndb import LAYOUTS
+
+        if self.layout not in LAYOUTS:
+            raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        try:
+            codecs.lookup(f"cp{self.codepage}")
+        except LookupError:
+            raise UsageError(f"--codepage {self.codepage}: not a Windows code page Python knows") from None
         if self.messages < 0:
             raise UsageError(f"--messages must be 0 or more, got {self.messages}")
         if self.folders is not None and self.folders < 1:
@@ -263,7 +279,54 @@ def _headers(msg: Message, to: list[Recipient], cc: list[Recipient]) -> str:
     return "\r\n".join(lines) + "\r\n\r\n"
 
 
-def _folder_tree(gen: _Generator, writer: PstWriter, count: int) -> list[tuple[int, str]]:
+def _writer(path: Path, options: SynthOptions, display_name: str, seed: int) -> PstWriter:
+    ansi = options.layout == "ansi"
+    return PstWriter(path, display_name=display_name, seed=seed, ids_by_folder=options.ids_by_folder,
+                     layout=options.layout, client="ost" if options.ost else "pst",
+                     ansi_codepage=options.codepage if ansi else None)
+
+
+def options_record(options: SynthOptions) -> dict[str, Any]:
+    """The options as the truth (and the benchmark corpus cache key) record them: the layout ones
+    only when not the default, so a default truth, and a cached corpus name, stay what they were."""
+    layout_defaults = {"layout": "unicode", "codepage": 1252, "ost": False}
+    return {k: getattr(options, k) for k in options.__dataclass_fields__
+            if k not in layout_defaults or getattr(options, k) != layout_defaults[k]}
+
+
+def _in_codepage(text: str | None, codec: str | None) -> str | None:
+    """*text* as an ANSI file stores it: what the code page lacks becomes "?"."""
+    if text is None or codec is None:
+        return text
+    return text.encode(codec, "replace").decode(codec)
+
+
+def _html_in_codepage(html: str | None, codec: str | None) -> str | None:
+    """PR_HTML as an ANSI file stores it: what the code page lacks becomes a character reference."""
+    if html is None or codec is None:
+        return html
+    return html.encode(codec, "xmlcharrefreplace").decode(codec)
+
+
+def _message_in_codepage(msg: Message, codec: str | None) -> None:
+    """Make *msg*'s strings what an ANSI file in *codec* stores (its truth is then what readers see)."""
+    if codec is None:
+        return
+    for name in ("subject", "sender_name", "sender_email", "body_text", "transport_headers", "internet_message_id",
+                 "in_reply_to", "references", "conversation_topic"):
+        setattr(msg, name, _in_codepage(getattr(msg, name), codec))
+    msg.body_html = _html_in_codepage(msg.body_html, codec)
+    for r in msg.recipients:
+        r.name, r.email = _in_codepage(r.name, codec) or "", _in_codepage(r.email, codec) or ""
+    for att in msg.attachments:
+        att.filename = _in_codepage(att.filename, codec) or ""
+        att.mime_type, att.content_id = _in_codepage(att.mime_type, codec), _in_codepage(att.content_id, codec)
+        att.reference = _in_codepage(att.reference, codec)
+        if att.message is not None:
+            _message_in_codepage(att.message, codec)
+
+
+def _folder_tree(gen: _Generator, writer: PstWriter, count: int, codec: str | None = None) -> list[tuple[int, str]]:
     """Create *count* user folders; return (nid, path) for each, Inbox first."""
     top = "Top of Personal Folders"
     folders: list[tuple[int, str]] = []
@@ -277,7 +340,7 @@ def _folder_tree(gen: _Generator, writer: PstWriter, count: int) -> list[tuple[i
         depth = parent_path.count("/")
         if depth >= 5:
             continue
-        name = f"{gen.rng.choice(_FOLDER_NAMES)} {len(folders)}"
+        name = _in_codepage(f"{gen.rng.choice(_FOLDER_NAMES)} {len(folders)}", codec) or ""
         nid = writer.add_folder(parent_nid, name)
         folders.append((nid, f"{parent_path}/{name}"))
     return folders
@@ -509,10 +572,10 @@ def synth(
     tmp = path.with_name(path.name + ".partial")
     truth_tmp = truth_path.with_name(truth_path.name + ".partial") if truth_path else None
     truth_out = _TruthWriter(truth_tmp)
-    writer = PstWriter(tmp, display_name=f"pstfast synth (seed {options.seed})", seed=options.seed,
-                       ids_by_folder=options.ids_by_folder)
+    writer = _writer(tmp, options, f"pstfast synth (seed {options.seed})", options.seed)
+    codec = codecs.lookup(f"cp{options.codepage}").name if options.layout == "ansi" else None
     try:
-        folders = _folder_tree(gen, writer, n_folders)
+        folders = _folder_tree(gen, writer, n_folders, codec)
         weights = [max(1.0, 40.0 / (i + 1) ** 1.1) for i in range(len(folders))]
         threads: dict[str, list[str]] = {}
         groups: dict[str, list[str]] = {}
@@ -524,6 +587,9 @@ def synth(
 
         def emit(msg: Message, folder: tuple[int, str], key: str, thread_key: str, dup: str | None,
                  expected: tuple[str, str, str | None] | None) -> None:
+            if expected is not None and msg.body_html is not None:  # PR_HTML (not the HTML inside the RTF)
+                expected = (expected[0], expected[1], _html_in_codepage(expected[2], codec))
+            _message_in_codepage(msg, codec)
             nid = writer.add_message(folder[0], msg)
             atts = []
             for ordinal, att in enumerate(msg.attachments):
@@ -578,7 +644,7 @@ def synth(
         truth_out.finish(
             {
                 "seed": options.seed,
-                "options": {k: getattr(options, k) for k in options.__dataclass_fields__},
+                "options": options_record(options),
                 "folders": [
                     {"path": p, "name": p.rsplit("/", 1)[-1], "message_count": folder_counts.get(p, 0)}
                     for p in ["Top of Personal Folders", "Top of Personal Folders/Deleted Items",
@@ -688,6 +754,8 @@ def synth_family(
         raise UsageError(f"--custodians must be 1 or more, got {custodians}")
     if team_size is not None and team_size < 2:
         raise UsageError(f"--team-size must be 2 or more, got {team_size}")
+    if options.layout == "ansi":
+        raise UsageError("--layout ansi writes one PST: not with --custodians")
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     _check_writable(folder / "custodian-000.pst")
@@ -707,8 +775,8 @@ def synth_family(
     records: list[dict[str, Any]] = []
     try:
         for i, path in enumerate(paths):
-            w = PstWriter(path.with_name(path.name + ".partial"), display_name=f"{staff[i][0]} (synth family)",
-                          seed=options.seed * 1000 + i, ids_by_folder=options.ids_by_folder)
+            w = _writer(path.with_name(path.name + ".partial"), options, f"{staff[i][0]} (synth family)",
+                        options.seed * 1000 + i)
             writers.append(w)
             boxes.append((w.add_folder(w.ipm_subtree, "Inbox"), w.add_folder(w.ipm_subtree, "Sent Items")))
         open_threads: list[_ThreadState] = []

@@ -78,8 +78,9 @@ def _fill_level(free: int) -> int:
 class Heap:
     """A heap-on-node under construction (MS-PST 2.3.1)."""
 
-    def __init__(self, client_sig: int) -> None:
+    def __init__(self, client_sig: int, hid_block_shift: int = 16) -> None:
         self.client_sig = client_sig
+        self.hid_block_shift = hid_block_shift  # 19 in wVer 36 files (14-bit allocation indexes)
         self.root = 0
         self._blocks: list[list[bytes]] = [[]]
         self._used = [self._header_size(0)]
@@ -106,7 +107,7 @@ class Heap:
             allocs = self._blocks[index]
         allocs.append(data)
         self._used[index] += len(data)
-        return (index << 16) | (len(allocs) << 5)
+        return (index << self.hid_block_shift) | (len(allocs) << 5)
 
     def blocks(self) -> list[bytes]:
         """The heap's data blocks, in order."""
@@ -186,10 +187,11 @@ def _store(heap: Heap, data: bytes, subnodes: list[tuple[int, bytes | list[bytes
     return nid
 
 
-def build_pc(props: Iterable[tuple[int, object]], next_nid: SubnodeIds, *, ansi: str | None = None) -> Built:
+def build_pc(props: Iterable[tuple[int, object]], next_nid: SubnodeIds, *, ansi: str | None = None,
+             hid_block_shift: int = 16) -> Built:
     """A property context (MS-PST 2.3.3) from (tag, value) pairs (strings as PT_STRING8 in
     codec *ansi* when given)."""
-    heap = Heap(CLIENT_PC)
+    heap = Heap(CLIENT_PC, hid_block_shift)
     subnodes: list[tuple[int, bytes | list[bytes]]] = []
     records = []
     for given, value in sorted(props, key=lambda p: p[0] >> 16):
@@ -241,10 +243,16 @@ def build_tc(
     next_nid: SubnodeIds,
     *,
     ansi: str | None = None,
+    block_size: int = MAX_BLOCK_DATA,
+    row_index_size: int = 4,
+    hid_block_shift: int = 16,
 ) -> Built:
     """A table context (MS-PST 2.3.4): *rows* are (row id, {tag: value}) in row order (string
-    columns as PT_STRING8 in codec *ansi* when given)."""
-    heap = Heap(CLIENT_TC)
+    columns as PT_STRING8 in codec *ansi* when given). *block_size*: the data bytes of a
+    block in the file's layout (a row matrix in a subnode fills its blocks with whole rows);
+    *row_index_size*: dwRowIndex's size in the row index (4, or 2 in ANSI files);
+    *hid_block_shift*: where an HID's block index starts (bit 16, or 19 in wVer 36 files)."""
+    heap = Heap(CLIENT_TC, hid_block_shift)
     subnodes: list[tuple[int, bytes | list[bytes]]] = []
     columns, rgib = table_layout(tags)
     row_size = rgib[3]
@@ -269,15 +277,16 @@ def build_tc(
             matrix[base + col.ib : base + col.ib + col.cb] = cell
             ceb[col.bit >> 3] |= 0x80 >> (col.bit & 7)
         matrix[base + rgib[2] : base + row_size] = ceb
-    records = sorted((struct.pack("<I", row_id), struct.pack("<I", i)) for i, (row_id, _) in enumerate(rows))
-    hid_rows_index = build_bth(heap, 4, 4, records)
+    index_format = "<H" if row_index_size == 2 else "<I"
+    records = sorted((struct.pack("<I", row_id), struct.pack(index_format, i)) for i, (row_id, _) in enumerate(rows))
+    hid_rows_index = build_bth(heap, 4, row_index_size, records)
     if not rows:
         hnid_rows = 0
     elif len(matrix) <= MAX_ALLOC:
         hnid_rows = heap.alloc(bytes(matrix))
     else:
         # rows never span blocks: each block holds as many whole rows as fit
-        per_block = MAX_BLOCK_DATA // row_size
+        per_block = block_size // row_size
         step = per_block * row_size
         hnid_rows = next_nid()
         subnodes.append((hnid_rows, [bytes(matrix[i : i + step]) for i in range(0, len(matrix), step)]))

@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -44,8 +44,8 @@ from ..props import (
     NID_TYPE_NORMAL_MESSAGE,
 )
 from . import tags as T
-from .ltp import Built, PidTagLtpRowId, PidTagLtpRowVer, build_pc, build_tc
-from .ndb import NID_TYPE_LTP, NdbWriter, make_nid
+from .ltp import Built, PidTagLtpRowId, PidTagLtpRowVer, SubnodeIds, build_pc, build_tc
+from .ndb import NID_TYPE_LTP, make_nid, ndb_writer
 
 # nodes MS-PST 2.7.1 lists as present in every PST, written empty
 _EMPTY_SEARCH_NODES = (0x1E1, 0x201, 0x261, 0x281, 0x321)
@@ -213,20 +213,28 @@ class _MessageIds:
 
 
 class PstWriter:
-    """Writes a Unicode PST file; see the module docstring. *ids_by_folder*: message node ids
+    """Writes a PST (or OST) file, Unicode or ANSI; see the module docstring. *ids_by_folder*: message node ids
     in a block per folder instead of in arrival order (see :class:`_MessageIds`)."""
 
     def __init__(self, path: str | os.PathLike[str], *, display_name: str = "Personal Folders", seed: int = 0,
                  ids_by_folder: bool = False, ansi_codepage: int | None = None,
-                 declare_codepage: bool = True) -> None:
+                 declare_codepage: bool = True, layout: str = "unicode", client: str = "pst") -> None:
         self.path = os.fspath(path)
+        # *layout*: the file format (pstfast.pst.write.ndb.LAYOUTS): "unicode" (wVer 23), "ansi"
+        # (wVer 14, Outlook 97-2002: every string PT_STRING8, cp1252 unless *ansi_codepage*),
+        # "unicode4k" (wVer 36, Outlook 2013 OSTs: 4 KiB pages, zlib-compressed blocks);
+        # *client*: "pst" (client signature SM) or "ost" (SO, an offline store)
+        if layout == "ansi" and not ansi_codepage:
+            ansi_codepage = 1252
         # ANSI strings (PT_STRING8) in that Windows code page, as Outlook 97-2002 wrote them;
         # the store and folders then say nothing of the code page, as theirs did not, and
         # messages declare it (PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID) only if *declare_codepage*
         self._ansi = codecs.lookup(f"cp{ansi_codepage}").name if ansi_codepage else None
         self._codepage = ansi_codepage if ansi_codepage else 65001
         self._declare_codepage = declare_codepage
-        self._ndb = NdbWriter(path, unique=seed)
+        self._ndb = ndb_writer(path, unique=seed, layout=layout, client=client)
+        self._row_index_size = 4 if self._ndb.layout.wide else 2  # dwRowIndex: 2 bytes in ANSI files
+        self._hid_block_shift = 19 if self._ndb.layout.wver == 36 else 16  # wVer 36 HIDs: 14-bit indexes
         self._display_name = display_name
         self._store_uid = hashlib.sha256(f"pstfast-store-{seed}".encode()).digest()[:16]
         self._folders: dict[int, _Folder] = {}
@@ -295,6 +303,16 @@ class PstWriter:
 
     # --- nodes ------------------------------------------------------------------------
 
+    def _build_tc(self, columns: Sequence[int], rows: Sequence[tuple[int, dict[int, object]]],
+                  next_nid: SubnodeIds) -> Built:
+        """A table context in this file's strings and layout."""
+        return build_tc(columns, rows, next_nid, ansi=self._ansi, block_size=self._ndb.layout.max_block,
+                        row_index_size=self._row_index_size, hid_block_shift=self._hid_block_shift)
+
+    def _build_pc(self, props: Iterable[tuple[int, object]], next_nid: SubnodeIds, *, ansi: bool = True) -> Built:
+        """A property context in this file's strings (ANSI ones unless *ansi* is False) and layout."""
+        return build_pc(props, next_nid, ansi=self._ansi if ansi else None, hid_block_shift=self._hid_block_shift)
+
     def _write_built(self, built: Built) -> tuple[int, int]:
         """Write a heap and its value subnodes; return (bidData, bidSub)."""
         bid_data = self._ndb.write_blocks(built.blocks)
@@ -323,7 +341,7 @@ class PstWriter:
                     },
                 )
             )
-        subnodes.append((NID_RECIPIENT_TABLE, *self._write_built(build_tc(RECIPIENT_COLUMNS, rows, next_ltp, ansi=self._ansi))))
+        subnodes.append((NID_RECIPIENT_TABLE, *self._write_built(self._build_tc(RECIPIENT_COLUMNS, rows, next_ltp))))
 
         attach_rows = []
         attach_size_total = 0
@@ -339,11 +357,11 @@ class PstWriter:
             )
         if attach_rows:
             subnodes.append(
-                (NID_ATTACHMENT_TABLE, *self._write_built(build_tc(ATTACHMENT_COLUMNS, attach_rows, next_ltp, ansi=self._ansi)))
+                (NID_ATTACHMENT_TABLE, *self._write_built(self._build_tc(ATTACHMENT_COLUMNS, attach_rows, next_ltp)))
             )
 
         props = self._message_props(nid, msg, attach_size_total)
-        pc = build_pc(props.items(), next_ltp, ansi=self._ansi)
+        pc = self._build_pc(props.items(), next_ltp)
         bid_data = self._ndb.write_blocks(pc.blocks)
         for sub_nid, value in pc.subnodes:
             subnodes.append((sub_nid, self._ndb.write_data(value), 0))  # type: ignore[arg-type]
@@ -353,7 +371,8 @@ class PstWriter:
         to = [r.name for r in msg.recipients if r.kind == MAPI_TO]
         cc = [r.name for r in msg.recipients if r.kind == MAPI_CC]
         bcc = [r.name for r in msg.recipients if r.kind == MAPI_BCC]
-        html = msg.body_html.encode("utf-8") if msg.body_html is not None else None
+        # PR_HTML in the code page the message declares (characters it lacks as character references)
+        html = msg.body_html.encode(self._ansi or "utf-8", "xmlcharrefreplace") if msg.body_html is not None else None
         smtp = msg.sender_email if msg.sender_x500 is None or msg.sender_smtp_known else None
         props: dict[int, object] = {
             T.MESSAGE_CLASS: msg.message_class,
@@ -450,7 +469,7 @@ class PstWriter:
             props[T.ATTACH_METHOD] = ATTACH_BY_VALUE
             props[T.ATTACH_DATA_BINARY] = att.data
         props[T.ATTACH_SIZE] = size
-        pc = build_pc(props.items(), next_ltp, ansi=self._ansi)
+        pc = self._build_pc(props.items(), next_ltp)
         bid_data = self._ndb.write_blocks(pc.blocks)
         for sub_nid, value in pc.subnodes:
             extra.append((sub_nid, self._ndb.write_data(value), 0))  # type: ignore[arg-type]
@@ -469,7 +488,7 @@ class PstWriter:
         }
         if folder.container_class:
             props[T.CONTAINER_CLASS] = folder.container_class
-        bid_data, bid_sub = self._write_built(build_pc(props.items(), no_subnodes, ansi=self._ansi))
+        bid_data, bid_sub = self._write_built(self._build_pc(props.items(), no_subnodes))
         self._ndb.add_node(folder.nid, bid_data, bid_sub, folder.parent)
 
         children = []
@@ -486,7 +505,7 @@ class PstWriter:
         )
         for nid_type, columns, rows in tables:
             ltp_ids = (make_nid(NID_TYPE_LTP, i) for i in itertools.count(0x400))
-            bid_data, bid_sub = self._write_built(build_tc(columns, rows, ltp_ids.__next__, ansi=self._ansi))
+            bid_data, bid_sub = self._write_built(self._build_tc(columns, rows, ltp_ids.__next__))
             self._ndb.add_node(make_nid(nid_type, index), bid_data, bid_sub, 0)
         folder.rows = []  # written: free the memory
 
@@ -504,7 +523,7 @@ class PstWriter:
             T.VALID_FOLDER_MASK: 0x09,  # IPM subtree and wastebasket entry ids are valid
             T.PST_PASSWORD: 0,
         }
-        self._add(NID_MESSAGE_STORE, build_pc(store.items(), self._no_subnodes, ansi=self._ansi))
+        self._add(NID_MESSAGE_STORE, self._build_pc(store.items(), self._no_subnodes))
         # Readers require a non-empty map; it names one property, PidLidReminderDelta
         # (PSETID_Common, LID 0x8501), as Outlook's own maps always do (MS-PST 2.4.7).
         guid_index = 3  # 1 and 2 are PS_MAPI and PS_PUBLIC_STRINGS; 3 = first GUID in the stream
@@ -518,7 +537,7 @@ class PstWriter:
             T.NAMEID_STREAM_STRING: b"",
             ((0x1000 + bucket) << 16) | 0x0102: record,
         }
-        self._add(NID_NAME_TO_ID_MAP, build_pc(name_map.items(), self._no_subnodes))
+        self._add(NID_NAME_TO_ID_MAP, self._build_pc(name_map.items(), self._no_subnodes, ansi=False))
         for nid in _EMPTY_SEARCH_NODES:
             self._ndb.add_node(nid, 0, 0, 0)
         columns = {
@@ -529,7 +548,7 @@ class PstWriter:
             "recipients": RECIPIENT_COLUMNS,
         }
         for nid, kind in _TEMPLATES.items():
-            self._add(nid, build_tc(columns[kind], [], self._no_subnodes, ansi=self._ansi))
+            self._add(nid, self._build_tc(columns[kind], [], self._no_subnodes))
 
     def _add(self, nid: int, built: Built) -> None:
         bid_data, bid_sub = self._write_built(built)

@@ -1,16 +1,25 @@
-"""NDB layer of a Unicode PST (MS-PST 2.2): blocks, B-tree pages, allocation maps, header.
+"""NDB layer of a PST (MS-PST 2.2): blocks, B-tree pages, allocation maps, header.
 
 The writer appends blocks to the file as they come (memory stays bounded by the index
 entries, not by the data), then writes the node and block B-trees, the allocation maps
 and finally the header, whose CRC makes the file valid. Data blocks are stored without
 encoding (``bCryptMethod = NDB_CRYPT_NONE``), which every reader accepts.
+
+Layouts (:data:`LAYOUTS`): ``unicode`` (wVer 23, Outlook 2003 and later; the default, and
+its bytes never change), ``ansi`` (wVer 14, Outlook 97-2002: 32-bit block ids and file
+offsets, the 512-byte ANSI header with only dwCRCPartial, 12-byte page and block trailers,
+41/31-entry B-tree pages, map pages with their 4 bytes of padding) and ``unicode4k``
+(wVer 36, Outlook 2013's OST layout, :class:`Ndb4kWriter`). The client signature (``SM``
+for a PST, ``SO`` for an OST) is the caller's choice in any layout.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..crc import crc32
@@ -53,6 +62,43 @@ SI_MAX = (MAX_BLOCK_DATA - 8) // _SI_ENTRY.size  # 510 entries per SIBLOCK
 X_MAX = (MAX_BLOCK_DATA - 8) // 8  # 1021 block ids per XBLOCK/XXBLOCK
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What differs between the file formats, at the NDB level."""
+
+    name: str
+    wver: int
+    wide: bool  # 64-bit block ids and file offsets (Unicode), else 32-bit (ANSI)
+    max_block: int  # most data bytes in one block (8,192 minus the trailer)
+
+    @property
+    def id_format(self) -> str:
+        return "Q" if self.wide else "I"
+
+    @property
+    def x_max(self) -> int:
+        """Block ids per XBLOCK/XXBLOCK."""
+        return (self.max_block - 8) // (8 if self.wide else 4)
+
+
+UNICODE = Layout("unicode", 23, True, MAX_BLOCK_DATA)
+ANSI = Layout("ansi", 14, False, 8180)
+# Outlook 2013's OST layout: 4 KiB pages, 512-byte block alignment, zlib-compressed data
+# blocks. Blocks hold at most 8,176 bytes of (inflated) data here, as in a wVer 23 file.
+UNICODE_4K = Layout("unicode4k", 36, True, MAX_BLOCK_DATA)
+LAYOUTS = {layout.name: layout for layout in (UNICODE, ANSI, UNICODE_4K)}
+CLIENTS = {"pst": b"SM", "ost": b"SO"}
+
+_ANSI_BLOCK_TRAILER = struct.Struct("<HHII")  # cb, wSig, bid, dwCRC
+_ANSI_PAGE_TRAILER = struct.Struct("<BBHII")  # ptype, ptypeRepeat, wSig, bid, dwCRC
+_ANSI_BT_ENTRY = struct.Struct("<III")  # btkey, bref.bid, bref.ib
+_ANSI_BBT_ENTRY = struct.Struct("<IIHH")  # bref.bid, bref.ib, cb, cRef
+_ANSI_NBT_ENTRY = struct.Struct("<IIII")  # nid, bidData, bidSub, nidParent
+_ANSI_SL_ENTRY = struct.Struct("<III")
+_ANSI_SI_ENTRY = struct.Struct("<II")
+ANSI_MAX_FILE = 0x7FFFFFFF  # 32-bit offsets; Outlook 97-2002 stopped at 2 GB
+
+
 def block_signature(ib: int, bid: int) -> int:
     """wSig of a block or B-tree page (MS-PST 5.5)."""
     value = (ib ^ bid) & 0xFFFFFFFF
@@ -86,10 +132,23 @@ def _page(payload: bytes, ptype: int, sig: int, bid: int) -> bytes:
     return body + _PAGE_TRAILER.pack(ptype, ptype, sig, crc32(body), bid)
 
 
+def _ansi_page(payload: bytes, ptype: int, sig: int, bid: int) -> bytes:
+    """An ANSI page: 500 bytes of data (the CRC covers them all), a 12-byte trailer."""
+    body = payload.ljust(500, b"\0")
+    return body + _ANSI_PAGE_TRAILER.pack(ptype, ptype, sig, bid, crc32(body))
+
+
 class NdbWriter:
     """Appends blocks to a PST file and finalises its B-trees, maps and header."""
 
-    def __init__(self, path: str | os.PathLike[str], *, unique: int = 0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, unique: int = 0, layout: str = "unicode",
+                 client: str = "pst") -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown PST layout {layout!r} (one of {', '.join(LAYOUTS)})")
+        if client not in CLIENTS:
+            raise ValueError(f"unknown PST client {client!r} (one of {', '.join(CLIENTS)})")
+        self.layout = LAYOUTS[layout]
+        self._client = CLIENTS[client]
         self._file: BinaryIO = open(path, "w+b")  # noqa: SIM115 - closed in finish()/abort()
         self._cursor = AMAP_FIRST + PAGE_SIZE * reserved_pages(0)
         self._written_to = 0
@@ -111,6 +170,8 @@ class NdbWriter:
             index += 1
             ib = amap_offset(index) + PAGE_SIZE * reserved_pages(index)
         self._cursor = ib + size
+        if not self.layout.wide and self._cursor > ANSI_MAX_FILE:
+            raise ValueError("an ANSI PST cannot grow past 2 GB (32-bit file offsets)")
         self._allocated.append((ib, size))
         return ib
 
@@ -126,14 +187,20 @@ class NdbWriter:
     def write_block(self, data: bytes | bytearray | memoryview, *, internal: bool = False) -> int:
         """Write one block (at most 8,176 bytes of data); return its bid."""
         cb = len(data)
-        if cb > MAX_BLOCK_DATA:
-            raise ValueError(f"block data of {cb} bytes exceeds {MAX_BLOCK_DATA}")
+        layout = self.layout
+        if cb > layout.max_block:
+            raise ValueError(f"block data of {cb} bytes exceeds {layout.max_block}")
         bid = (self._next_bid << 2) | (2 if internal else 0)
         self._next_bid += 1
-        size = -(-(cb + BLOCK_TRAILER.size) // BLOCK_ALIGN) * BLOCK_ALIGN
-        ib = self._allocate(size, BLOCK_ALIGN)
-        trailer = BLOCK_TRAILER.pack(cb, block_signature(ib, bid), crc32(data), bid)
-        self._write_at(ib, b"".join((data, b"\0" * (size - cb - BLOCK_TRAILER.size), trailer)))
+        if layout.wide:
+            size = -(-(cb + BLOCK_TRAILER.size) // BLOCK_ALIGN) * BLOCK_ALIGN
+            ib = self._allocate(size, BLOCK_ALIGN)
+            trailer = BLOCK_TRAILER.pack(cb, block_signature(ib, bid), crc32(data), bid)
+        else:
+            size = -(-(cb + _ANSI_BLOCK_TRAILER.size) // BLOCK_ALIGN) * BLOCK_ALIGN
+            ib = self._allocate(size, BLOCK_ALIGN)
+            trailer = _ANSI_BLOCK_TRAILER.pack(cb, block_signature(ib, bid), bid, crc32(data))
+        self._write_at(ib, b"".join((data, b"\0" * (size - cb - len(trailer)), trailer)))
         self._blocks.append((bid, ib, cb))
         return bid
 
@@ -141,10 +208,11 @@ class NdbWriter:
         """Write a node's data of any size as a data tree; return the root bid (0 if empty)."""
         if not data:
             return 0
-        if len(data) <= MAX_BLOCK_DATA:
+        step = self.layout.max_block
+        if len(data) <= step:
             return self.write_block(bytes(data))
         view = memoryview(data)
-        chunks = [view[i : i + MAX_BLOCK_DATA] for i in range(0, len(view), MAX_BLOCK_DATA)]
+        chunks = [view[i : i + step] for i in range(0, len(view), step)]
         return self.write_blocks(chunks)
 
     def write_blocks(self, chunks: Sequence[bytes | bytearray | memoryview]) -> int:
@@ -155,22 +223,23 @@ class NdbWriter:
         if len(bids) == 1:
             return bids[0]
         sizes = [len(chunk) for chunk in chunks]
+        x_max, w = self.layout.x_max, self.layout.id_format
         xbids = []
-        for i in range(0, len(bids), X_MAX):
-            part = bids[i : i + X_MAX]
-            part_total = sum(sizes[i : i + X_MAX])  # lcbTotal: bytes under this XBLOCK
+        for i in range(0, len(bids), x_max):
+            part = bids[i : i + x_max]
+            part_total = sum(sizes[i : i + x_max])  # lcbTotal: bytes under this XBLOCK
             xbids.append(
                 self.write_block(
-                    struct.pack("<BBHI", 0x01, 1, len(part), part_total) + struct.pack(f"<{len(part)}Q", *part),
+                    struct.pack("<BBHI", 0x01, 1, len(part), part_total) + struct.pack(f"<{len(part)}{w}", *part),
                     internal=True,
                 )
             )
         if len(xbids) == 1:
             return xbids[0]
-        if len(xbids) > X_MAX:
+        if len(xbids) > x_max:
             raise ValueError("data larger than an XXBLOCK can address")
         return self.write_block(
-            struct.pack("<BBHI", 0x01, 2, len(xbids), sum(sizes)) + struct.pack(f"<{len(xbids)}Q", *xbids),
+            struct.pack("<BBHI", 0x01, 2, len(xbids), sum(sizes)) + struct.pack(f"<{len(xbids)}{w}", *xbids),
             internal=True,
         )
 
@@ -179,16 +248,22 @@ class NdbWriter:
         rows = sorted(entries)
         if not rows:
             return 0
+        if self.layout.wide:
+            head, sl, si = struct.Struct("<BBHI"), _SL_ENTRY, _SI_ENTRY
+        else:  # ANSI: no dwPadding, 32-bit entries
+            head, sl, si = struct.Struct("<BBH"), _ANSI_SL_ENTRY, _ANSI_SI_ENTRY
+        sl_max = (self.layout.max_block - head.size) // sl.size
+        si_max = (self.layout.max_block - head.size) // si.size
         leaves = []
-        for i in range(0, len(rows), SL_MAX):
-            part = rows[i : i + SL_MAX]
-            body = struct.pack("<BBHI", 0x02, 0, len(part), 0) + b"".join(_SL_ENTRY.pack(*r) for r in part)
+        for i in range(0, len(rows), sl_max):
+            part = rows[i : i + sl_max]
+            body = head.pack(0x02, 0, len(part), *head_pad(head)) + b"".join(sl.pack(*r) for r in part)
             leaves.append((part[0][0], self.write_block(body, internal=True)))
         if len(leaves) == 1:
             return leaves[0][1]
-        if len(leaves) > SI_MAX:
+        if len(leaves) > si_max:
             raise ValueError("too many subnodes for a two-level subnode B-tree")
-        body = struct.pack("<BBHI", 0x02, 1, len(leaves), 0) + b"".join(_SI_ENTRY.pack(*e) for e in leaves)
+        body = head.pack(0x02, 1, len(leaves), *head_pad(head)) + b"".join(si.pack(*e) for e in leaves)
         return self.write_block(body, internal=True)
 
     def add_node(self, nid: int, bid_data: int, bid_sub: int = 0, parent: int = 0) -> None:
@@ -202,6 +277,9 @@ class NdbWriter:
     def _btree(self, leaves: list[bytes], keys: list[int], ptype: int, leaf_max: int, cb_leaf: int) -> tuple[int, int]:
         """Write a B-tree bottom-up from sorted leaf entries; return the root's (bid, ib)."""
         level = 0
+        wide = self.layout.wide
+        branch = _BT_ENTRY if wide else _ANSI_BT_ENTRY
+        branch_max = 20 if wide else 41
         entries, entry_keys, per_page, cb = leaves, keys, leaf_max, cb_leaf
         while True:
             parents: list[bytes] = []
@@ -212,36 +290,36 @@ class NdbWriter:
                 bid = self._next_page_bid
                 self._next_page_bid += 1
                 ib = self._allocate(PAGE_SIZE, PAGE_SIZE)
-                payload = b"".join(chunk).ljust(488, b"\0") + struct.pack("<BBBBI", len(chunk), per_page, cb, level, 0)
-                self._write_at(ib, _page(payload, ptype, block_signature(ib, bid), bid))
+                if wide:
+                    payload = b"".join(chunk).ljust(488, b"\0") + struct.pack("<BBBBI", len(chunk), per_page, cb, level, 0)
+                    self._write_at(ib, _page(payload, ptype, block_signature(ib, bid), bid))
+                else:  # ANSI: 496 bytes of entries, the four counts, no padding
+                    payload = b"".join(chunk).ljust(496, b"\0") + struct.pack("<BBBB", len(chunk), per_page, cb, level)
+                    self._write_at(ib, _ansi_page(payload, ptype, block_signature(ib, bid), bid))
                 key = entry_keys[start] if chunk else 0
-                parents.append(_BT_ENTRY.pack(key, bid, ib))
+                parents.append(branch.pack(key, bid, ib))
                 parent_keys.append(key)
             if len(parents) == 1:
-                _, bid, ib = _BT_ENTRY.unpack(parents[0])
+                _, bid, ib = branch.unpack(parents[0])
                 return bid, ib
-            entries, entry_keys, per_page, cb = parents, parent_keys, 20, _BT_ENTRY.size
+            entries, entry_keys, per_page, cb = parents, parent_keys, branch_max, branch.size
             level += 1
 
     def finish(self, header_fields: dict[str, object] | None = None) -> int:
         """Write the B-trees, maps and header; close the file; return its size."""
         nodes = sorted(self._nodes.items())
-        nbt = self._btree(
-            [_NBT_ENTRY.pack(nid, d, s, p, 0) for nid, (d, s, p) in nodes],
-            [nid for nid, _ in nodes],
-            PTYPE_NBT,
-            15,
-            _NBT_ENTRY.size,
-        )
         blocks = self._blocks
+        if self.layout.wide:
+            nbt_leaves = [_NBT_ENTRY.pack(nid, d, s, p, 0) for nid, (d, s, p) in nodes]
+            bbt_leaves = [_BBT_ENTRY.pack(bid, ib, cb, 2, 0) for bid, ib, cb in blocks]
+            nbt_max, nbt_size, bbt_max, bbt_size = 15, _NBT_ENTRY.size, 20, _BBT_ENTRY.size
+        else:
+            nbt_leaves = [_ANSI_NBT_ENTRY.pack(nid, d, s, p) for nid, (d, s, p) in nodes]
+            bbt_leaves = [_ANSI_BBT_ENTRY.pack(bid, ib, cb, 2) for bid, ib, cb in blocks]
+            nbt_max, nbt_size, bbt_max, bbt_size = 31, _ANSI_NBT_ENTRY.size, 41, _ANSI_BBT_ENTRY.size
+        nbt = self._btree(nbt_leaves, [nid for nid, _ in nodes], PTYPE_NBT, nbt_max, nbt_size)
         # The BBT does not list its own pages, so its size is known before writing it.
-        bbt = self._btree(
-            [_BBT_ENTRY.pack(bid, ib, cb, 2, 0) for bid, ib, cb in blocks],
-            [bid for bid, _, _ in blocks],
-            PTYPE_BBT,
-            20,
-            _BBT_ENTRY.size,
-        )
+        bbt = self._btree(bbt_leaves, [bid for bid, _, _ in blocks], PTYPE_BBT, bbt_max, bbt_size)
         amap_count = (self._cursor - AMAP_FIRST - 1) // AMAP_SPAN + 1
         eof = amap_offset(amap_count)
         free_total, first_fmap = self._write_maps(amap_count)
@@ -273,21 +351,26 @@ class NdbWriter:
 
         free_total = 0
         longest: list[int] = []
+        if self.layout.wide:
+            page = _page
+        else:  # ANSI map pages: 4 bytes of padding, then the same 496 bytes
+            def page(payload: bytes, ptype: int, sig: int, bid: int) -> bytes:
+                return _ansi_page(b"\0\0\0\0" + payload, ptype, sig, bid)
         for index in range(amap_count):
             page_bits = bytes(bits[index * 496 : (index + 1) * 496])
             ib = amap_offset(index)
-            self._write_at(ib, _page(page_bits, PTYPE_AMAP, 0, ib))
+            self._write_at(ib, page(page_bits, PTYPE_AMAP, 0, ib))
             as_text = format(int.from_bytes(page_bits, "big"), "03968b")
             free_total += as_text.count("0") * BLOCK_ALIGN
             longest.append(min(max(map(len, as_text.split("1"))), 0xFF))
             if index % 8 == 0:  # PMaps are deprecated: every page marked allocated
-                self._write_at(ib + PAGE_SIZE, _page(b"\xff" * 496, PTYPE_PMAP, 0, ib + PAGE_SIZE))
+                self._write_at(ib + PAGE_SIZE, page(b"\xff" * 496, PTYPE_PMAP, 0, ib + PAGE_SIZE))
         for index in range(FMAP_FIRST_INDEX, amap_count, FMAP_EVERY):
             ib = amap_offset(index) + 2 * PAGE_SIZE
-            self._write_at(ib, _page(bytes(longest[index : index + FMAP_EVERY]), PTYPE_FMAP, 0, ib))
+            self._write_at(ib, page(bytes(longest[index : index + FMAP_EVERY]), PTYPE_FMAP, 0, ib))
         for index in range(FPMAP_FIRST_INDEX, amap_count, FPMAP_EVERY):
             ib = amap_offset(index) + 3 * PAGE_SIZE
-            self._write_at(ib, _page(b"\xff" * 496, PTYPE_FPMAP, 0, ib))
+            self._write_at(ib, page(b"\xff" * 496, PTYPE_FPMAP, 0, ib))
         first_fmap = bytes(longest[:FMAP_FIRST_INDEX]).ljust(FMAP_FIRST_INDEX, b"\0")
         return free_total, first_fmap
 
@@ -308,9 +391,13 @@ class NdbWriter:
         for nid in self._nodes:
             kind, index = nid & 0x1F, nid >> 5
             rgnid[kind] = max(rgnid[kind], index + 1)
+        if not self.layout.wide:
+            self._write_ansi_header(rgnid, eof=eof, amap_last=amap_last, amap_free=amap_free, nbt=nbt, bbt=bbt,
+                                    first_fmap=first_fmap)
+            return
         head = bytearray(564)
         head[0:4] = b"!BDN"
-        struct.pack_into("<2sHHBBII", head, 8, b"SM", 23, 19, 1, 1, 0, 0)
+        struct.pack_into("<2sHHBBII", head, 8, self._client, self.layout.wver, 19, 1, 1, 0, 0)
         struct.pack_into("<QQI", head, 24, 0, self._next_page_bid, self._unique)
         struct.pack_into("<32I", head, 44, *rgnid)
         # ROOT
@@ -325,6 +412,38 @@ class NdbWriter:
         struct.pack_into("<I", head, 524, crc32(head[8 : 8 + 516]))
         self._file.seek(0)
         self._file.write(head)
+
+    def _write_ansi_header(
+        self,
+        rgnid: list[int],
+        *,
+        eof: int,
+        amap_last: int,
+        amap_free: int,
+        nbt: tuple[int, int],
+        bbt: tuple[int, int],
+        first_fmap: bytes,
+    ) -> None:
+        """The 512-byte ANSI HEADER (MS-PST 2.2.2.6): 32-bit fields, dwCRCPartial only."""
+        head = bytearray(512)
+        head[0:4] = b"!BDN"
+        struct.pack_into("<2sHHBBII", head, 8, self._client, self.layout.wver, 19, 1, 1, 0, 0)
+        struct.pack_into("<III", head, 24, self._next_bid << 2, self._next_page_bid, self._unique)  # bidNextB, bidNextP
+        struct.pack_into("<32I", head, 36, *rgnid)
+        # ROOT: dwReserved, ibFileEof, ibAMapLast, cbAMapFree, cbPMapFree, BREFNBT, BREFBBT
+        struct.pack_into("<IIIIIIIII", head, 164, 0, eof, amap_last, amap_free, 0, nbt[0], nbt[1], bbt[0], bbt[1])
+        struct.pack_into("<BBH", head, 200, 0x01, 0, 0)  # fAMapValid = VALID_AMAP1, as Outlook 97-2002 wrote it
+        head[204:332] = first_fmap
+        head[332:460] = b"\xff" * 128  # rgbFP
+        struct.pack_into("<BB", head, 460, 0x80, 0x00)  # bSentinel, bCryptMethod = none
+        struct.pack_into("<I", head, 4, crc32(head[8 : 8 + 471]))
+        self._file.seek(0)
+        self._file.write(head)
+
+
+def head_pad(head: struct.Struct) -> tuple[int, ...]:
+    """The dwPadding of an SLBLOCK/SIBLOCK header, when the layout has one."""
+    return (0,) if head.size == 8 else ()
 
 
 def _mark(bits: bytearray, ib: int, size: int) -> None:
@@ -341,3 +460,128 @@ def _mark(bits: bytearray, ib: int, size: int) -> None:
     while first < end:
         bits[first >> 3] |= 0x80 >> (first & 7)
         first += 1
+
+
+# --- the 4 KiB-page layout (wVer 36) ------------------------------------------------------
+
+PAGE_4K = 4096
+ALIGN_4K = 512  # blocks start on 512-byte boundaries; one AMap bit maps 512 bytes
+AMAP_FIRST_4K = 0x22000
+AMAP_SPAN_4K = 4072 * 8 * ALIGN_4K  # bytes mapped by one 4 KiB AMap page (16,678,912)
+#: cb, wSig, dwCRC, bid, (2 bytes unknown), cbInflated, (4 bytes unknown): libpff's format
+#: document's block footer of a 4 KiB-page file; the CRC covers the bytes as stored
+BLOCK_TRAILER_4K = struct.Struct("<HHIQHHI")
+_PAGE_TRAILER_4K = struct.Struct("<BBHIQQ")  # ptype, ptypeRepeat, wSig, dwCRC, bid, (unknown)
+
+
+def _page_4k(payload: bytes, ptype: int, sig: int, bid: int) -> bytes:
+    body = payload.ljust(4072, b"\0")
+    return body + _PAGE_TRAILER_4K.pack(ptype, ptype, sig, crc32(body), bid, 0)
+
+
+class Ndb4kWriter(NdbWriter):
+    """The NDB layer of a wVer 36 file (Outlook 2013 OSTs; libpff's format document, "64-bit
+    4k page"): 4,096-byte B-tree and AMap pages with a 24-byte trailer (the CRC covers the
+    4,072 bytes before it), B-tree pages whose entry count and maximum are 16-bit, 512-byte
+    block alignment, and data blocks compressed with zlib when that saves space: the block
+    footer then gives the inflated size (cbInflated, equal to cb when the block is stored
+    as is). No PMap, FMap or FPMap pages (Outlook 2013 writes none at these sizes)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, unique: int = 0, client: str = "pst") -> None:
+        super().__init__(path, unique=unique, layout="unicode4k", client=client)
+        self._cursor = AMAP_FIRST_4K + PAGE_4K
+
+    def _allocate(self, size: int, align: int) -> int:
+        ib = -(-self._cursor // align) * align
+        index = (ib - AMAP_FIRST_4K) // AMAP_SPAN_4K
+        ib = max(ib, AMAP_FIRST_4K + index * AMAP_SPAN_4K + PAGE_4K)  # skip the AMap page
+        if ib + size > AMAP_FIRST_4K + (index + 1) * AMAP_SPAN_4K:
+            index += 1
+            ib = AMAP_FIRST_4K + index * AMAP_SPAN_4K + PAGE_4K
+        self._cursor = ib + size
+        self._allocated.append((ib, size))
+        return ib
+
+    def write_block(self, data: bytes | bytearray | memoryview, *, internal: bool = False) -> int:
+        """Write one block of at most 8,176 bytes (inflated); return its bid."""
+        inflated = len(data)
+        if inflated > self.layout.max_block:
+            raise ValueError(f"block data of {inflated} bytes exceeds {self.layout.max_block}")
+        stored = bytes(data)
+        if not internal and inflated:
+            packed = zlib.compress(stored, 6)
+            if len(packed) < inflated:
+                stored = packed
+        bid = (self._next_bid << 2) | (2 if internal else 0)
+        self._next_bid += 1
+        cb = len(stored)
+        size = -(-(cb + BLOCK_TRAILER_4K.size) // ALIGN_4K) * ALIGN_4K
+        ib = self._allocate(size, ALIGN_4K)
+        trailer = BLOCK_TRAILER_4K.pack(cb, block_signature(ib, bid), crc32(stored), bid, 0, inflated, 0)
+        self._write_at(ib, b"".join((stored, b"\0" * (size - cb - len(trailer)), trailer)))
+        self._blocks.append((bid, ib, cb))
+        return bid
+
+    def _btree(self, leaves: list[bytes], keys: list[int], ptype: int, leaf_max: int, cb_leaf: int) -> tuple[int, int]:
+        level = 0
+        entries, entry_keys, per_page, cb = leaves, keys, leaf_max, cb_leaf
+        while True:
+            parents: list[bytes] = []
+            parent_keys: list[int] = []
+            for start in range(0, max(len(entries), 1), per_page):
+                chunk = entries[start : start + per_page]
+                bid = self._next_page_bid
+                self._next_page_bid += 1
+                ib = self._allocate(PAGE_4K, PAGE_4K)
+                payload = b"".join(chunk).ljust(4056, b"\0") + struct.pack("<HHBB10x", len(chunk), per_page, cb, level)
+                self._write_at(ib, _page_4k(payload, ptype, block_signature(ib, bid), bid))
+                key = entry_keys[start] if chunk else 0
+                parents.append(_BT_ENTRY.pack(key, bid, ib))
+                parent_keys.append(key)
+            if len(parents) == 1:
+                _, bid, ib = _BT_ENTRY.unpack(parents[0])
+                return bid, ib
+            entries, entry_keys, per_page, cb = parents, parent_keys, 4056 // _BT_ENTRY.size, _BT_ENTRY.size
+            level += 1
+
+    def finish(self, header_fields: dict[str, object] | None = None) -> int:
+        nodes = sorted(self._nodes.items())
+        blocks = self._blocks
+        nbt = self._btree([_NBT_ENTRY.pack(nid, d, s, p, 0) for nid, (d, s, p) in nodes], [nid for nid, _ in nodes],
+                          PTYPE_NBT, 4056 // _NBT_ENTRY.size, _NBT_ENTRY.size)
+        bbt = self._btree([_BBT_ENTRY.pack(bid, ib, cb, 2, 0) for bid, ib, cb in blocks], [b for b, _, _ in blocks],
+                          PTYPE_BBT, 4056 // _BBT_ENTRY.size, _BBT_ENTRY.size)
+        amap_count = (self._cursor - AMAP_FIRST_4K - 1) // AMAP_SPAN_4K + 1
+        eof = AMAP_FIRST_4K + amap_count * AMAP_SPAN_4K
+        bits = bytearray(4072 * amap_count)
+        for index in range(amap_count):
+            _mark_slots(bits, AMAP_FIRST_4K + index * AMAP_SPAN_4K - AMAP_FIRST_4K, PAGE_4K, ALIGN_4K)
+        for ib, size in self._allocated:
+            _mark_slots(bits, ib - AMAP_FIRST_4K, size, ALIGN_4K)
+        free_total = 0
+        for index in range(amap_count):
+            page_bits = bytes(bits[index * 4072 : (index + 1) * 4072])
+            ib = AMAP_FIRST_4K + index * AMAP_SPAN_4K
+            self._write_at(ib, _page_4k(page_bits, PTYPE_AMAP, 0, ib))
+            free_total += (4072 * 8 - sum(bin(b).count("1") for b in page_bits)) * ALIGN_4K
+        self._file.truncate(eof)
+        self._write_header(eof=eof, amap_last=AMAP_FIRST_4K + (amap_count - 1) * AMAP_SPAN_4K, amap_free=free_total,
+                           nbt=nbt, bbt=bbt, first_fmap=b"\xff" * FMAP_FIRST_INDEX)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return eof
+
+
+def _mark_slots(bits: bytearray, offset: int, size: int, slot: int) -> None:
+    """Set the bits (most significant first) of the *slot*-byte slots of [offset, offset+size)."""
+    for i in range(offset // slot, (offset + size + slot - 1) // slot):
+        bits[i >> 3] |= 0x80 >> (i & 7)
+
+
+def ndb_writer(path: str | os.PathLike[str], *, unique: int = 0, layout: str = "unicode",
+               client: str = "pst") -> NdbWriter:
+    """The NDB writer of *layout*."""
+    if layout == UNICODE_4K.name:
+        return Ndb4kWriter(path, unique=unique, client=client)
+    return NdbWriter(path, unique=unique, layout=layout, client=client)

@@ -105,8 +105,9 @@ def test_every_field_equals_the_truth(files, tmp_path: Path, name: str, reader: 
             children.setdefault(e["parent_email_id"], []).append(e)
     top = {e["email_id"]: e for e in emails if e["parent_email_id"] is None}
     assert len(top) == len(truth["messages"])
+    resolvable = set(truth["exchange_resolvable"])
     checked = sum(truth_checks._check(want, top[ids.email_id(emails[0]["pst_file_id"], want["nid"])], by_email,
-                                      children) for want in truth["messages"])
+                                      children, resolvable) for want in truth["messages"])
     assert checked == len(emails)
 
 

@@ -176,7 +176,8 @@ def _read_item(reader: ItemReader, ctx: WorkerContext, folder_nid: int, index: i
 #: needs the destination, so the worker keeps reading while the input is still being hashed
 PREREAD_SHARDS = 2
 
-ShardRead = list[tuple[str, int, int, ReadMessage | Exception]]  # (folder, index, nid, item or its failure)
+#: (folder path, index, nid, item or its failure, folder nid)
+ShardRead = list[tuple[str, int, int, ReadMessage | Exception, int]]
 
 
 def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
@@ -190,9 +191,10 @@ def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
             if len(read) % RELEASE_EVERY == RELEASE_EVERY - 1:
                 reader.pst.release_pages()
             try:
-                read.append((sl.folder_path, index, nid, _read_item(reader, ctx, sl.folder_nid, index, nid)))
+                read.append((sl.folder_path, index, nid, _read_item(reader, ctx, sl.folder_nid, index, nid),
+                             sl.folder_nid))
             except Exception as exc:  # one bad item never stops the file: it is recorded
-                read.append((sl.folder_path, index, nid, exc))
+                read.append((sl.folder_path, index, nid, exc, sl.folder_nid))
     reader.pst.release_pages()
     return read
 
@@ -204,13 +206,14 @@ def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead) -> ShardResul
     emails: list[dict[str, Any]] = []
     attachments: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    for folder_path, index, nid, message in read:
+    for folder_path, index, nid, message, folder_nid in read:
         if isinstance(message, Exception):
             errors.append(_error(ctx, folder_path, index, None, None, "item", message))
             result.errors += 1
             continue
         email_id = ids.email_id(ctx.pst_file_id, nid)
-        _flatten(ctx, message, email_id, None, folder_path, index, 0, emails, attachments, errors, result)
+        _flatten(ctx, message, email_id, None, folder_path, index, 0, emails, attachments, errors, result,
+                 ids.folder_id(ctx.pst_file_id, folder_nid))
 
     _finish_rows(emails)
     _write_parts(ctx, shard.index, emails, attachments, errors)
@@ -237,8 +240,9 @@ def _error(ctx: WorkerContext, folder_path: str, index: int, email_id: str | Non
 
 def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str | None, folder_path: str,
              index: int, depth: int, emails: list[dict[str, Any]], attachments: list[dict[str, Any]],
-             errors: list[dict[str, Any]], result: ShardResult) -> None:
-    """Append the rows of *msg* and (depth-first, after it) of its embedded messages.
+             errors: list[dict[str, Any]], result: ShardResult, folder_id: str | None = None) -> None:
+    """Append the rows of *msg* and (depth-first, after it) of its embedded messages (in
+    the container's folder, *folder_id*).
 
     Text goes in as read: the reader hands it over clean (see ``ReadMessage``)."""
     row: dict[str, Any] = {
@@ -272,6 +276,17 @@ def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str
         "extractor_version": ctx.extractor_version,
         "body_text_source": msg.body_text_source,
         "body_rtf": msg.body_rtf,
+        "flags": msg.flags,
+        "is_read": msg.is_read,
+        "is_draft": msg.is_draft,
+        "created_at": msg.created_at,
+        "modified_at": msg.modified_at,
+        "sensitivity": msg.sensitivity,
+        "categories": msg.categories,
+        "sent_representing_name": msg.sent_representing_name,
+        "sent_representing_email": msg.sent_representing_email,
+        "folder_id": folder_id,
+        "item_properties": msg.item_properties,
         "_depth": depth,
         "_children": [],  # (ordinal, child row) of embedded messages
         "_att_sha": [],
@@ -312,7 +327,7 @@ def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str
             result.items_seen += 1
             child_index = len(emails)
             _flatten(ctx, att.message, child_id, email_id, folder_path, index, depth + 1, emails, attachments,
-                     errors, result)
+                     errors, result, folder_id)
             row["_children"].append(emails[child_index])
 
 

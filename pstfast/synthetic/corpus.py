@@ -30,6 +30,7 @@ from ..errors import UsageError
 from ..pst.props import MAPI_BCC, MAPI_CC, MAPI_TO
 from ..pst.rtf import compress_rtf, decompress_rtf, make_fromhtml_rtf, make_native_rtf
 from ..pst.write.messaging import Attachment, Message, PstWriter, Recipient
+from .kinds import EXCEPTION_CLASS, KindGenerator
 
 _KIND_NAMES = {MAPI_TO: "to", MAPI_CC: "cc", MAPI_BCC: "bcc"}
 
@@ -91,6 +92,9 @@ class SynthOptions:
     # message node ids a block per folder instead of in arrival order, as Outlook gives them:
     # libpff then opens the file in linear time (see pstfast.pst.write.messaging._MessageIds)
     ids_by_folder: bool = False
+    #: appointments, contacts, distribution lists, tasks and drafts, as a share of messages
+    #: (in folders of their own, after the mail, from a random stream of their own)
+    other_items_rate: float = 0.05
 
     def validate(self) -> None:
         if self.messages < 0:
@@ -98,7 +102,7 @@ class SynthOptions:
         if self.folders is not None and self.folders < 1:
             raise UsageError(f"--folders must be 1 or more, got {self.folders}")
         for name in ("attachment_rate", "duplicate_rate", "no_message_id_rate", "embedded_rate", "html_only_rate",
-                     "rtf_html_rate", "rtf_only_rate", "ole_rate", "reference_rate"):
+                     "rtf_html_rate", "rtf_only_rate", "ole_rate", "reference_rate", "other_items_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise UsageError(f"{name.replace('_', '-')} must be between 0 and 1, got {value}")
@@ -294,7 +298,8 @@ class _TruthWriter:
 
 
 def _message_truth(msg: Message, nid: int | None, folder_path: str | None, atts: list[dict[str, Any]],
-                   expected: tuple[str, str, str | None] | None = None) -> dict[str, Any]:
+                   expected: tuple[str, str, str | None] | None = None,
+                   item_properties: dict[str, Any] | None = None) -> dict[str, Any]:
     def people(kind: int) -> list[dict[str, str]]:
         return [{"name": r.name, "email": r.email} for r in msg.recipients if r.kind == kind]
 
@@ -328,6 +333,17 @@ def _message_truth(msg: Message, nid: int | None, folder_path: str | None, atts:
         "conversation_topic": msg.conversation_topic,
         "importance": msg.importance,
         "attachments": atts,
+        # review metadata (every row has it) and, for the other kinds, item_properties
+        "flags": (0x01 if msg.read else 0) | (0x08 if msg.draft else 0) | (0x10 if msg.attachments else 0),
+        "is_read": msg.read,
+        "is_draft": msg.draft,
+        "created_at": _iso(msg.created_at or msg.received_at),
+        "modified_at": _iso(msg.modified_at or msg.received_at),
+        "sensitivity": msg.sensitivity,
+        "categories": msg.categories,
+        "sent_representing_name": msg.sent_representing_name or msg.sender_name,
+        "sent_representing_email": msg.sent_representing_email or msg.sender_email,
+        "item_properties": item_properties,
     }
 
 
@@ -497,19 +513,24 @@ def synth(
         counts = {"messages": 0, "attachments": 0}
         folder_counts = {p: 0 for _, p in folders}
         next_thread = 0
+        other_kinds = KindGenerator(options.seed, gen.people)
 
         def emit(msg: Message, folder: tuple[int, str], key: str, thread_key: str, dup: str | None,
-                 expected: tuple[str, str, str | None] | None) -> None:
+                 expected: tuple[str, str, str | None] | None, item_properties: dict[str, Any] | None = None) -> None:
             nid = writer.add_message(folder[0], msg)
             atts = []
             for ordinal, att in enumerate(msg.attachments):
                 embedded = None
+                if att.message is not None and att.message.message_class == EXCEPTION_CLASS:
+                    # a recurring series' exception: part of the series' item_properties, no row
+                    atts.append({**_attachment_truth(ordinal, att, None), "exception": True})
+                    continue
                 if att.message is not None:
                     embedded = _message_truth(att.message, None, None, [
                         _attachment_truth(i, a, None) for i, a in enumerate(att.message.attachments)
                     ])
                 atts.append(_attachment_truth(ordinal, att, embedded))
-            record = {"key": key, **_message_truth(msg, nid, folder[1], atts, expected),
+            record = {"key": key, **_message_truth(msg, nid, folder[1], atts, expected, item_properties),
                       "thread": thread_key,
                       "duplicate_group": dup}
             truth_out.message(record)
@@ -541,6 +562,7 @@ def synth(
                                                         gen.words(40).encode("utf-8")))
                 msg.attachments.append(Attachment(f"{inner.subject}.msg", message=inner))
             folder = folders[rng.choices(range(len(folders)), weights)[0]]
+            other_kinds.metadata(msg)
             key = f"m{index:07d}"
             dup = None
             if rng.random() < options.duplicate_rate and len(folders) > 1:
@@ -550,6 +572,19 @@ def synth(
             if dup:
                 other = rng.choice([f for f in folders if f != folder])
                 emit(msg, other, key + "-dup", thread.key, dup, expected)
+        # the other kinds: after the mail, in folders made now (the mail keeps its node ids)
+        kind_folders: dict[str, tuple[int, str]] = {}
+        for n, item in enumerate(other_kinds.items(round(options.messages * options.other_items_rate))):
+            if item.folder not in kind_folders:
+                container = {"Calendar": "IPF.Appointment", "Contacts": "IPF.Contact", "Tasks": "IPF.Task"}
+                nid = writer.add_folder(writer.ipm_subtree, item.folder,
+                                        container_class=container.get(item.folder, "IPF.Note"))
+                kind_folders[item.folder] = (nid, f"Top of Personal Folders/{item.folder}")
+                folder_counts[kind_folders[item.folder][1]] = 0
+            body = item.message.body_text
+            emit(item.message, kind_folders[item.folder], f"k{n:07d}", f"k{n:07d}", None,
+                 ("plain" if body else None, body, None), item.expected)  # type: ignore[arg-type]
+        folders.extend(kind_folders.values())
         truth_out.finish(
             {
                 "seed": options.seed,

@@ -750,6 +750,18 @@ class ItemReader:
         """Wrap a pypff item so that :meth:`read` reads it with the same field logic."""
         return PypffItem(item, self.pst, self.wanted)
 
+    def use_libpff_name_map(self, pst: Any) -> None:
+        """Resolve the named properties from the map as libpff reads it (``--reader libpff``:
+        every field from libpff), in place of pstfast's reading of node 0x61."""
+        try:
+            found = pst.get_name_to_id_map()
+            values = pypff_values(found.get_record_set(0) if found is not None and found.number_of_record_sets else None)
+        except READ_ERRORS as exc:
+            log.warning("%s: libpff cannot read the name-to-id map, named properties not read: %s", self.path, exc)
+            values = {}
+        self.named = namemap.resolve(namemap.parse(values))
+        self.wanted = READ_PROPERTIES | frozenset(self.named.values())
+
     def _named_properties(self) -> dict[str, int]:
         """The file's ids of the named properties pstfast reads (:mod:`pstfast.pst.namemap`);
         none when the map is missing or unreadable (named fields then stay empty)."""

@@ -55,6 +55,7 @@ from ..pst.props import (
     PR_OTHER_TELEPHONE_NUMBER,
     PR_PAGER_TELEPHONE_NUMBER,
     PR_PRIMARY_TELEPHONE_NUMBER,
+    PR_SUBJECT,
     PR_SURNAME,
     PR_TITLE,
     PT_DOUBLE,
@@ -224,15 +225,17 @@ def _appointment(props: Props, named: dict[str, int], recipients: list[dict[str,
         "attendees": attendees,
         "is_recurring": is_recurring,
         "recurrence": rc.rrule(blob, zone) if blob is not None else None,
-        "exceptions": _exceptions(blob, zone, named, exceptions) if blob is not None else [],
+        "exceptions": _exceptions(blob, zone, named, exceptions, props) if blob is not None else [],
         "timezone": _text(props, named.get("appt_timezone", -1)),
     }
 
 
 def _exceptions(blob: rc.Recurrence, zone: rc.TimeZone | None, named: dict[str, int],
-                embedded: list[Any]) -> list[dict[str, Any]]:
+                embedded: list[Any], series: Props) -> list[dict[str, Any]]:
     """Modified and deleted instances, in original-start order: the blob says which, the
-    embedded exception messages (UTC times, full texts) say what, where they exist."""
+    embedded exception messages (UTC times, full texts) say what, where they exist; a
+    modified instance that overrides neither subject nor location has the series' (as
+    Outlook shows it)."""
     by_original: dict[dt.datetime, Any] = {}
     for message in embedded:
         info = message.item_properties or {}
@@ -253,6 +256,8 @@ def _exceptions(blob: rc.Recurrence, zone: rc.TimeZone | None, named: dict[str, 
             entry["end"] = found["end"] or entry["end"]
             entry["subject"] = message.subject or entry["subject"]
             entry["location"] = found["location"] or entry["location"]
+        entry["subject"] = entry["subject"] or _text(series, PR_SUBJECT)
+        entry["location"] = entry["location"] or _text(series, named.get("appt_location", -1))
         out.append(entry)
     for day in blob.deleted:
         if day // 1440 in modified_days:

@@ -148,7 +148,9 @@ def init_worker(pst_path: str, destination: Destination | None = None, reader: I
     _STATE["destination"] = destination
     if engine == "libpff":
         folders: dict[int, Any] = {}
-        stack = [open_pypff(pst_path).get_root_folder()]
+        pypff_file = open_pypff(pst_path)
+        _STATE["reader"].use_libpff_name_map(pypff_file)  # once per worker, as pstfast's reader does
+        stack = [pypff_file.get_root_folder()]
         while stack:
             folder = stack.pop()
             folders[folder.identifier] = folder

@@ -514,6 +514,16 @@ def synth(
         folder_counts = {p: 0 for _, p in folders}
         next_thread = 0
         other_kinds = KindGenerator(options.seed, gen.people)
+        other_items = other_kinds.items(round(options.messages * options.other_items_rate))
+        # their folders now, before the first message (with ids_by_folder every folder gets its
+        # block of node ids when the first message is added), the items after the mail
+        kind_folders: dict[str, tuple[int, str]] = {}
+        for name in ("Calendar", "Contacts", "Tasks", "Drafts"):
+            if any(item.folder == name for item in other_items):
+                container = {"Calendar": "IPF.Appointment", "Contacts": "IPF.Contact", "Tasks": "IPF.Task"}
+                nid = writer.add_folder(writer.ipm_subtree, name, container_class=container.get(name, "IPF.Note"))
+                kind_folders[name] = (nid, f"Top of Personal Folders/{name}")
+                folder_counts[kind_folders[name][1]] = 0
 
         def emit(msg: Message, folder: tuple[int, str], key: str, thread_key: str, dup: str | None,
                  expected: tuple[str, str, str | None] | None, item_properties: dict[str, Any] | None = None) -> None:
@@ -523,7 +533,7 @@ def synth(
                 embedded = None
                 if att.message is not None and att.message.message_class == EXCEPTION_CLASS:
                     # a recurring series' exception: part of the series' item_properties, no row
-                    atts.append({**_attachment_truth(ordinal, att, None), "exception": True})
+                    atts.append({**_attachment_truth(ordinal, att, None), "is_inline": True, "exception": True})
                     continue
                 if att.message is not None:
                     embedded = _message_truth(att.message, None, None, [
@@ -572,15 +582,8 @@ def synth(
             if dup:
                 other = rng.choice([f for f in folders if f != folder])
                 emit(msg, other, key + "-dup", thread.key, dup, expected)
-        # the other kinds: after the mail, in folders made now (the mail keeps its node ids)
-        kind_folders: dict[str, tuple[int, str]] = {}
-        for n, item in enumerate(other_kinds.items(round(options.messages * options.other_items_rate))):
-            if item.folder not in kind_folders:
-                container = {"Calendar": "IPF.Appointment", "Contacts": "IPF.Contact", "Tasks": "IPF.Task"}
-                nid = writer.add_folder(writer.ipm_subtree, item.folder,
-                                        container_class=container.get(item.folder, "IPF.Note"))
-                kind_folders[item.folder] = (nid, f"Top of Personal Folders/{item.folder}")
-                folder_counts[kind_folders[item.folder][1]] = 0
+        # the other kinds: after the mail (in arrival order the mail keeps its node ids)
+        for n, item in enumerate(other_items):
             body = item.message.body_text
             emit(item.message, kind_folders[item.folder], f"k{n:07d}", f"k{n:07d}", None,
                  ("plain" if body else None, body, None), item.expected)  # type: ignore[arg-type]

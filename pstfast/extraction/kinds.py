@@ -256,7 +256,10 @@ def _exceptions(blob: rc.Recurrence, zone: rc.TimeZone | None, named: dict[str, 
             entry["end"] = found["end"] or entry["end"]
             entry["subject"] = message.subject or entry["subject"]
             entry["location"] = found["location"] or entry["location"]
-        entry["subject"] = entry["subject"] or _text(series, PR_SUBJECT)
+        subject = _text(series, PR_SUBJECT)
+        if subject and subject[0] == "\x01":  # the 0x01 marker and the prefix length (as items.py strips)
+            subject = subject[2:]
+        entry["subject"] = entry["subject"] or subject
         entry["location"] = entry["location"] or _text(series, named.get("appt_location", -1))
         out.append(entry)
     for day in blob.deleted:

@@ -280,19 +280,37 @@ def extract(
 
 
 def folder_rows(folders: Sequence[FolderInfo], pst_file_id: str, project_id: str | None) -> list[dict[str, Any]]:
-    """One row per readable folder (FOLDER_FIELDS), in walk order: ids from node ids, the
-    path escaped so that a ``/`` in a name cannot be mistaken for a level."""
-    return [{
-        "folder_id": ids.folder_id(pst_file_id, f.node_id),
-        "parent_folder_id": ids.folder_id(pst_file_id, f.parent_id) if f.parent_id is not None else None,
-        "project_id": project_id,
-        "pst_file_id": pst_file_id,
-        "name": f.names[-1] if f.names else "",
-        "path": folder_path_text(f.names),
-        "container_class": f.container_class,
-        "item_count": f.item_count,
-        "unread_count": f.unread_count,
-    } for f in folders]
+    """One row per readable folder (FOLDER_FIELDS), in walk order, ids from node ids.
+
+    ``path`` is unambiguous: each name's ``\\`` and ``/`` are escaped with ``\\``
+    (:func:`~pstfast.records.folder_path_text`), and the second, third... sibling of the same
+    name ends in ``\\2``, ``\\3``... (in hierarchy-table order). Read left to right, ``\\\\``
+    is a backslash, ``\\/`` a slash, ``\\`` and digits the ordinal: no two folders share a path."""
+    paths: dict[int, str] = {}
+    taken: dict[tuple[int | None, str], int] = {}
+    rows = []
+    for f in folders:
+        name = f.names[-1] if f.names else ""
+        if f.parent_id is not None and f.parent_id in paths:
+            n = taken[(f.parent_id, name)] = taken.get((f.parent_id, name), 0) + 1
+            segment = folder_path_text([name]) + (f"\\{n}" if n > 1 else "")
+            parent_path = paths[f.parent_id]
+            path = f"{parent_path}/{segment}" if parent_path else segment
+        else:
+            path = folder_path_text(f.names)
+        paths[f.node_id] = path
+        rows.append({
+            "folder_id": ids.folder_id(pst_file_id, f.node_id),
+            "parent_folder_id": ids.folder_id(pst_file_id, f.parent_id) if f.parent_id is not None else None,
+            "project_id": project_id,
+            "pst_file_id": pst_file_id,
+            "name": name,
+            "path": path,
+            "container_class": f.container_class,
+            "item_count": f.item_count,
+            "unread_count": f.unread_count,
+        })
+    return rows
 
 
 def write_folders(stage: Path, folders: Sequence[FolderInfo], pst_file_id: str, project_id: str | None) -> None:

@@ -230,6 +230,7 @@ NAMED_PROPERTIES: dict[str, tuple[bytes, int | str, int]] = {
     "email3_display_name": (PSETID_ADDRESS, 0x80A0, PT_UNICODE),
     "email3_address_type": (PSETID_ADDRESS, 0x80A2, PT_UNICODE),
     "email3_address": (PSETID_ADDRESS, 0x80A3, PT_UNICODE),
+    "file_under": (PSETID_ADDRESS, 0x8005, PT_UNICODE),  # PidLidFileUnder (readpst's FN)
     "home_address": (PSETID_ADDRESS, 0x801A, PT_UNICODE),  # PidLidHomeAddress
     "work_address": (PSETID_ADDRESS, 0x801B, PT_UNICODE),  # PidLidWorkAddress
     "other_address": (PSETID_ADDRESS, 0x801C, PT_UNICODE),  # PidLidOtherAddress

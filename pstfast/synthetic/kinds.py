@@ -217,7 +217,7 @@ class KindGenerator:
         msg.body_text = None
         second = rng.random() < 0.4
         msg.named = {"email1_address": email, "email1_address_type": "SMTP", "email1_display_name": f"{name} ({email})",
-                     "work_address": work}
+                     "work_address": work, "file_under": f"{surname} {i}, {given}"}
         if second:
             msg.named.update({"email2_address": f"private.{i}@home.example.org", "email2_address_type": "SMTP",
                               "email2_display_name": f"{name} (private)"})

@@ -768,9 +768,10 @@ class ItemReader:
         try:
             values = self.pst.raw_properties(self.pst.node(NID_NAME_TO_ID_MAP))
         except CorruptPstError as exc:
-            log.warning("%s: name-to-id map unreadable, named properties not read: %s", self.path, exc)
+            # debug: a file this damaged usually fails as a whole right after (one error line)
+            log.debug("%s: name-to-id map unreadable, named properties not read: %s", self.path, exc)
             return {}
-        return namemap.resolve(namemap.parse(values))  # type: ignore[arg-type]
+        return namemap.resolve(namemap.parse(values))
 
     def folder_name(self, nid: int) -> str:
         """The display name of folder *nid*."""

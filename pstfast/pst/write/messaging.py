@@ -171,7 +171,11 @@ class _Folder:
 
 def _unread(folder: _Folder) -> int:
     """How many of *folder*'s messages lack mfRead (PidTagContentUnreadCount)."""
-    return sum(1 for _, row in folder.rows if not int(row.get(T.MESSAGE_FLAGS) or 0) & 0x01)  # type: ignore[call-overload]
+    unread = 0
+    for _, row in folder.rows:
+        flags = row.get(T.MESSAGE_FLAGS)
+        unread += not (isinstance(flags, int) and flags & 0x01)
+    return unread
 
 
 def _entry_id(store_uid: bytes, nid: int) -> bytes:

@@ -400,3 +400,67 @@ def test_writer_map_names_what_the_messages_use(tmp_path: Path) -> None:
             reader.named["email1_address"]  # type: ignore[arg-type]
     finally:
         reader.close()
+
+
+# --- PostgreSQL: load, validation, search -------------------------------------------------------
+
+
+def test_load_folders_metadata_and_search(kinds_pst: tuple[Path, dict, Path], pg_dsn: str, tmp_path: Path) -> None:
+    import psycopg
+
+    pst, truth, _ = kinds_pst
+    out = tmp_path / "out"
+    pstfast.extract(pst, out, pst_file_id="kinds", project_id="p20", workers=2)
+    pstfast.load(out, "kinds", pg_dsn)
+    pstfast.load(out, "kinds", pg_dsn)  # a rerun (the merge path) gives the same rows
+    prefix = Path(storage.output_prefix(out, "kinds"))
+    rows = _rows(prefix)
+    folders = _rows(prefix, "folders.ndjson.gz")
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM email_folders WHERE pst_file_id = 'kinds'").fetchone()[0] == len(folders)
+        found = dict(conn.execute("SELECT email_id::text, item_properties FROM email_messages "
+                                  "WHERE item_properties IS NOT NULL").fetchall())
+        assert found == {r["email_id"]: r["item_properties"] for r in rows if r["item_properties"]}
+        drafts = conn.execute("SELECT count(*) FROM email_messages WHERE is_draft AND sent_at IS NULL").fetchone()[0]
+        assert drafts == sum(1 for r in rows if r["is_draft"]) > 0
+        unjoined = conn.execute("SELECT count(*) FROM email_messages m WHERE NOT EXISTS "
+                                "(SELECT 1 FROM email_folders f WHERE f.folder_id = m.folder_id)").fetchone()[0]
+        assert unjoined == 0
+        tagged = conn.execute("SELECT count(*) FROM email_messages WHERE categories @> ARRAY['Privileged']").fetchone()[0]
+        assert tagged == sum(1 for r in rows if "Privileged" in r["categories"])
+    pstfast.index(out, "kinds", pg_dsn)
+    contact = next(r for r in rows if r["item_properties"] and r["item_properties"]["kind"] == "contact")
+    phone = contact["item_properties"]["phone_numbers"]["mobile"]
+    email = contact["item_properties"]["email_addresses"][0]["email"]
+    meeting = next(r for r in rows if r["item_properties"] and r["item_properties"].get("attendees"))
+    attendee = meeting["item_properties"]["attendees"][-1]["email"]
+    category = next(c for r in rows for c in r["categories"])
+    for query, expected in ((f'"{email}"', contact["email_id"]), (f'"{attendee}"', meeting["email_id"]),
+                            (f'"{phone}"', contact["email_id"]), (f'"{category}"', None)):
+        hits = {str(h.email_id) for h in pstfast.search(query, "p20", pg_dsn, limit=200)}
+        assert hits, query
+        if expected is not None:
+            assert expected in hits, query
+    with_category = {r["email_id"] for r in rows if category in r["categories"]}
+    assert with_category <= {str(h.email_id) for h in pstfast.search(f'"{category}"', "p20", pg_dsn, limit=500)}
+
+
+def test_load_refuses_rows_of_an_unknown_folder(kinds_pst: tuple[Path, dict, Path], pg_dsn: str,
+                                                tmp_path: Path) -> None:
+    from pstfast.errors import ManifestError
+    from pstfast.extraction.writers import csv_header_member, gzip_bytes
+    from pstfast.manifest import read_manifest, write_manifest
+    from pstfast.records import FOLDER_FIELDS
+
+    out = tmp_path / "out"
+    pstfast.extract(kinds_pst[0], out, pst_file_id="kinds", project_id="p20", workers=1)
+    prefix = Path(storage.output_prefix(out, "kinds"))
+    lines = gzip.open(prefix / "folders.csv.gz", "rt", encoding="utf-8").read().splitlines()[1:]
+    kept = [line for line in lines if "Inbox" not in line]  # the Inbox's rows now name no folder
+    data = csv_header_member(FOLDER_FIELDS) + gzip_bytes(("\n".join(kept) + "\n").encode("utf-8"))
+    (prefix / "folders.csv.gz").write_bytes(data)
+    manifest = read_manifest(str(prefix))
+    manifest.objects["folders.csv.gz"] = {"sha256": __import__("hashlib").sha256(data).hexdigest(), "size": len(data)}
+    write_manifest(str(prefix), manifest)
+    with pytest.raises(ManifestError, match="folder"):
+        pstfast.load(out, "kinds", pg_dsn)

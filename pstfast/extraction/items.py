@@ -14,6 +14,10 @@ UTF-16LE; ANSI strings (PT_STRING8) are decoded with the message's code page
 (PR_MESSAGE_CODEPAGE, then PR_INTERNET_CPID), then the store's, then the code page of the
 message's locale, and only then Windows-1252.
 
+Named properties (ids 0x8000 and up) are resolved once per file from its name-to-id map
+(:mod:`pstfast.pst.namemap`; ``--reader libpff``: from the map as libpff reads it) and read
+like any other property; :mod:`.kinds` turns them into ``item_properties``.
+
 Messages embedded as attachments are the one thing libpff's Python binding cannot open:
 for pypff items those are read with pstfast's reader too.
 

@@ -23,9 +23,10 @@ gives them the ``...Z`` form of every other timestamp.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..pst import recurrence as rc
 from ..pst.props import (
@@ -66,8 +67,20 @@ from ..pst.props import (
     PT_UNICODE,
 )
 
-if TYPE_CHECKING:
-    from .items import Props
+
+
+class Props(Protocol):
+    """What is used here of :class:`pstfast.extraction.items.Props` (not imported: items imports this module)."""
+
+    values: dict[builtins.int, tuple[builtins.int, bytes | None]]
+    codec: builtins.str
+
+    def __contains__(self, tag: builtins.int) -> builtins.bool: ...
+    def raw(self, tag: builtins.int) -> bytes | None: ...
+    def int(self, tag: builtins.int) -> builtins.int | None: ...
+    def bool(self, tag: builtins.int) -> builtins.bool: ...
+    def time(self, tag: builtins.int) -> dt.datetime | None: ...
+    def str(self, tag: builtins.int) -> builtins.str | None: ...
 
 #: the (unnamed) properties read here, beside those items.py reads
 READ_PROPERTIES = frozenset(value for name, value in list(globals().items()) if name.startswith("PR_"))

@@ -15,7 +15,12 @@ medians are printed as a Markdown table. ``after`` vs ``after_unnamed`` is the c
 named properties themselves; ``after`` vs ``before`` also holds the new columns, the
 folders output and item_properties.
 
-Run: ``python perf/bench_named.py --messages 20000 --rounds 5 --workers 1,2``.
+``--in-process`` measures instead what reading every item costs one process in CPU
+seconds (``time.process_time``, the compiled reader, no output written), with the file's
+named properties resolved and read or not: steadier than wall time on a shared machine.
+
+Run: ``python perf/bench_named.py --messages 20000 --rounds 5 --workers 1,2`` (or
+``--in-process --rounds 7``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -74,15 +80,56 @@ def _run(variant: str, pst: Path, out: Path, workers: int, before: Path) -> dict
     return result
 
 
+def _read_cpu(pst: Path, named: bool) -> float:
+    """CPU seconds to read every item of *pst* in this process (compiled reader)."""
+    from pstfast.extraction.items import READ_PROPERTIES, ItemReader, list_folders
+    from pstfast.pst.compiled import CompiledReader
+
+    reader = ItemReader(pst, compiled=True)
+    try:
+        if not named:  # as if the file had no name-to-id map: no named property read or resolved
+            assert reader.compiled is not None
+            reader.compiled.close()
+            reader.named, reader.wanted = {}, READ_PROPERTIES
+            reader.compiled = CompiledReader(reader.pst, READ_PROPERTIES)
+        folders, _ = list_folders(reader)
+        started = time.process_time()
+        for folder in folders:
+            for nid in folder.message_nids:
+                reader.read(reader.message(nid))
+        return time.process_time() - started
+    finally:
+        reader.close()
+
+
+def in_process(pst: Path, rounds: int) -> None:
+    """Print the medians of :func:`_read_cpu` with and without named properties, interleaved."""
+    _read_cpu(pst, True), _read_cpu(pst, False)  # warm: numba's cache, the page cache
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(rounds):
+        for named in (False, True):
+            times[named].append(_read_cpu(pst, named))
+    unnamed, named = statistics.median(times[False]), statistics.median(times[True])
+    print(f"read every item, one process, CPU s, {rounds} rounds interleaved, medians: "
+          f"unnamed {unnamed:.3f}, named {named:.3f} ({named / unnamed - 1:+.1%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--before", default=BASE)
+    parser.add_argument("--in-process", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from pstfast.synthetic.corpus import SynthOptions, synth
+
+    if args.in_process:
+        with tempfile.TemporaryDirectory(prefix="pstfast-bench-named-") as tmp:
+            in_process(synth(Path(tmp) / "bench.pst", options=SynthOptions(messages=args.messages, seed=1)).path,
+                       args.rounds)
+        return
 
     variants = ("before", "after_unnamed", "after")
     with tempfile.TemporaryDirectory(prefix="pstfast-bench-named-") as tmp:

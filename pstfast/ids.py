@@ -54,6 +54,11 @@ def email_id(pst_file_id: str, node_id: int) -> str:
     return uuid5(f"email:{pst_file_id}:{node_id}")
 
 
+def folder_id(pst_file_id: str, node_id: int) -> str:
+    """Id of a folder: from its node id, unique in the PST whatever the folder names."""
+    return uuid5(f"folder:{pst_file_id}:{node_id}")
+
+
 def embedded_email_id(parent_email_id: str, ordinal: int) -> str:
     """Id of the message embedded in attachment *ordinal* of *parent_email_id*."""
     return uuid5(f"embedded:{parent_email_id}/{ordinal}")

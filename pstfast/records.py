@@ -61,6 +61,31 @@ EMAIL_COLUMNS: tuple[tuple[str, str], ...] = (
     # migration 009: Exchange DNs (sender_email and "to"/cc/bcc hold the SMTP addresses)
     ("sender_x500", "text"),
     ("recipient_x500", "text[]"),
+    # added with migration 010 (appended, as above): review metadata, folders, item kinds
+    ("flags", "integer"),
+    ("is_read", "boolean"),
+    ("is_draft", "boolean"),
+    ("created_at", "timestamptz"),
+    ("modified_at", "timestamptz"),
+    ("sensitivity", "smallint"),
+    ("categories", "text[]"),
+    ("sent_representing_name", "text"),
+    ("sent_representing_email", "text"),
+    ("folder_id", "uuid"),
+    ("item_properties", "jsonb"),
+)
+
+#: one row per folder (folders.ndjson.gz / folders.csv.gz / folders.parquet; email_folders)
+FOLDER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("folder_id", "uuid"),
+    ("parent_folder_id", "uuid"),
+    ("project_id", "text"),
+    ("pst_file_id", "text"),
+    ("name", "text"),
+    ("path", "text"),
+    ("container_class", "text"),
+    ("item_count", "integer"),
+    ("unread_count", "integer"),
 )
 
 ATTACHMENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -80,6 +105,7 @@ ATTACHMENT_COLUMNS: tuple[tuple[str, str], ...] = (
 
 EMAIL_FIELDS: tuple[str, ...] = tuple(name for name, _ in EMAIL_COLUMNS)
 ATTACHMENT_FIELDS: tuple[str, ...] = tuple(name for name, _ in ATTACHMENT_COLUMNS)
+FOLDER_FIELDS: tuple[str, ...] = tuple(name for name, _ in FOLDER_COLUMNS)
 #: list columns: objects ``{"name", "email", "x500"}`` in NDJSON, addresses in CSV/Parquet
 ADDRESS_LIST_FIELDS = ("to", "cc", "bcc")
 ATTACHMENT_METHODS = ("by_value", "embedded_message", "ole", "reference")
@@ -125,10 +151,25 @@ def csv_field(value: Any) -> str:
         return _csv_quote(value)
     if isinstance(value, _dt.datetime):
         return format_timestamp(value)  # type: ignore[return-value]
+    if isinstance(value, dict):  # a jsonb value
+        return _csv_quote(json_text(value))
     if isinstance(value, (list, tuple)):
         addresses = [v["email"] if isinstance(v, dict) else v for v in value]
         return _csv_quote(pg_array(addresses))
     raise TypeError(f"no CSV form for {type(value).__name__}")
+
+
+def json_text(value: Any) -> str:
+    """A jsonb value as the JSON text CSV and Parquet carry (timestamps ``...Z``, keys in order)."""
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z).decode("utf-8")
+
+
+def folder_path_text(names: Sequence[str]) -> str:
+    """A folder's path in the folders output: its names joined by ``/``, a ``/`` or ``\\``
+    inside a name escaped with ``\\`` (so ``a/b`` the folder and ``a``/``b`` differ)."""
+    return "/".join(name.replace("\\", "\\\\").replace("/", "\\/") for name in names)
 
 
 def csv_line(row: dict[str, Any], fields: Sequence[str]) -> str:

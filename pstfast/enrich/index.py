@@ -70,7 +70,10 @@ SELECT email_id, project_id, pst_file_id, parent_email_id, folder_path, message_
        received_at, left(body_text, %(body_chars)s) AS body_text, length(body_text) AS body_chars,
        attachment_count, importance,
        content_hash, thread_id, thread_parent_id, thread_position, duplicate_of,
-       duplicate_pst_file_ids
+       duplicate_pst_file_ids,
+       -- 010: review metadata, and what PostgreSQL's entries add to the recipients field
+       folder_id, categories, is_read, is_draft, sensitivity,
+       pstfast_item_search_terms(categories, item_properties) AS item_terms
   FROM email_messages
  WHERE project_id = %(project_id)s AND pst_file_id = %(pst_file_id)s
  ORDER BY email_id
@@ -158,7 +161,7 @@ def cut_fields(doc: dict[str, Any]) -> dict[str, list[int]] | None:
                 doc[key] = doc[key][:SENDER_CHARS]
         cut["sender"] = [sum(len(doc.get(k) or "") for k in ("sender_name", "sender_email")), sender_total]
     budget, kept_chars, total_chars = RECIPIENT_CHARS, 0, 0
-    for key in ("to", "cc", "bcc"):
+    for key in ("to", "cc", "bcc", "item_terms"):  # item_terms: in the recipients' budget, as in PostgreSQL
         values = doc.get(key)
         if isinstance(values, list):
             kept, used, total = _cut_list(values, budget)

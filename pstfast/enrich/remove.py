@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..db.connect import connection, run_retrying, sql_text
+from ..db.connect import connection, run_retrying, sql_statements, sql_text
 from ..db.migrate import apply_migrations
 from ..errors import UsageError
 from .dedupe import dedupe_rows
@@ -73,6 +73,8 @@ def remove(pst_file_id: str, db: Database = None, *, project_id: str | None = No
                 conn.execute(sql_text("remove_vectors.sql"), params)
             row = conn.execute("SELECT * FROM pstfast_remove_pst(%s, %s)", (project, pst_file_id)).fetchone()
             assert row is not None
+            for stmt in sql_statements("remove_folders.sql"):
+                conn.execute(stmt, {"project_id": project, "pst_file_id": pst_file_id})
             return tuple(int(v) for v in row)
 
         (emails, attachments, search), _ = run_retrying(conn, delete, f"remove {pst_file_id}")

@@ -14,6 +14,10 @@ UTF-16LE; ANSI strings (PT_STRING8) are decoded with the message's code page
 (PR_MESSAGE_CODEPAGE, then PR_INTERNET_CPID), then the store's, then the code page of the
 message's locale, and only then Windows-1252.
 
+Named properties (ids 0x8000 and up) are resolved once per file from its name-to-id map
+(:mod:`pstfast.pst.namemap`; ``--reader libpff``: from the map as libpff reads it) and read
+like any other property; :mod:`.kinds` turns them into ``item_properties``.
+
 Messages embedded as attachments are the one thing libpff's Python binding cannot open:
 for pypff items those are read with pstfast's reader too.
 
@@ -27,11 +31,12 @@ import codecs
 import datetime as dt
 import email.utils
 import hashlib
+import logging
 import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from functools import lru_cache
 from pathlib import Path
@@ -43,7 +48,10 @@ from ..pst.props import (
     ATTACH_EMBEDDED_MSG,
     ATTACH_FLAG_MHTML_REF,
     ATTACH_OLE,
+    MSGFLAG_READ,
+    MSGFLAG_UNSENT,
     NID_MESSAGE_STORE,
+    NID_NAME_TO_ID_MAP,
     NID_ROOT_FOLDER,
     NID_TYPE_CONTENTS_TABLE,
     NID_TYPE_HIERARCHY_TABLE,
@@ -62,9 +70,17 @@ from ..pst.props import (
     PR_ATTACHMENT_HIDDEN,
     PR_BODY,
     PR_CLIENT_SUBMIT_TIME,
+    PR_CONTAINER_CLASS,
     PR_CONTENT_COUNT,
+    PR_CONTENT_UNREAD_COUNT,
     PR_CONVERSATION_INDEX,
     PR_CONVERSATION_TOPIC,
+    PR_CREATION_TIME,
+    PR_LAST_MODIFICATION_TIME,
+    PR_MESSAGE_FLAGS,
+    PR_RECIPIENT_FLAGS,
+    PR_RECIPIENT_TRACK_STATUS,
+    PR_SENSITIVITY,
     PR_DISPLAY_NAME,
     PR_EMAIL_ADDRESS,
     PR_HTML,
@@ -102,17 +118,20 @@ from ..pst.props import (
     PT_SYSTIME,
     PT_UNICODE,
 )
+from ..pst import namemap
 from ..pst.reader import PstReader
 from ..records import clean_text
+from . import kinds
 from .bodies import body_text
 
 if TYPE_CHECKING:  # the compiled reader imports numba: only when it is used
     from ..pst.compiled import CompiledMessage, CompiledReader
 
 PST_MAGIC = b"!BDN"
+log = logging.getLogger(__name__)
 
 #: every property the field logic reads (pstfast's reader skips the rest of each object)
-READ_PROPERTIES = frozenset(value for name, value in list(globals().items()) if name.startswith("PR_"))
+READ_PROPERTIES = frozenset(value for name, value in list(globals().items()) if name.startswith("PR_")) | kinds.READ_PROPERTIES
 
 RECIPIENT_KINDS = {1: "to", 2: "cc", 3: "bcc"}
 
@@ -147,6 +166,12 @@ class FolderInfo:
     folder_path: str
     node_id: int
     message_nids: tuple[int, ...]
+    #: for the folders output: the parent's node id (None for the root), the names from the
+    #: root down, PR_CONTAINER_CLASS and PR_CONTENT_UNREAD_COUNT
+    parent_id: int | None = None
+    names: tuple[str, ...] = ()
+    container_class: str | None = None
+    unread_count: int | None = None
 
     @property
     def item_count(self) -> int:
@@ -225,7 +250,7 @@ def list_folders(reader: ItemReader) -> tuple[list[FolderInfo], list[dict[str, A
 
     visited = {NID_ROOT_FOLDER}
 
-    def walk(nid: int, names: tuple[str, ...]) -> None:
+    def walk(nid: int, names: tuple[str, ...], parent: int | None = None) -> None:
         path = "/".join(names)
         # the contents and the hierarchy table separately: one unreadable table must not
         # hide what the other reaches (a folder's messages, or its subfolders and theirs)
@@ -248,7 +273,8 @@ def list_folders(reader: ItemReader) -> tuple[list[FolderInfo], list[dict[str, A
                              "items": None})  # what its subfolders held cannot be known
             children = []
         if messages is not None:
-            folders.append(FolderInfo(path, nid, messages))
+            container_class, unread = reader.folder_details(nid)
+            folders.append(FolderInfo(path, nid, messages, parent, names, container_class, unread))
         for child in children:
             if child & 0x1F != NID_TYPE_NORMAL_FOLDER:
                 continue  # search folders hold links to messages filed elsewhere
@@ -261,7 +287,7 @@ def list_folders(reader: ItemReader) -> tuple[list[FolderInfo], list[dict[str, A
             except CorruptPstError as exc:
                 failures.append({"folder_path": path, "node_id": child, "error": f"folder name unreadable: {exc}"})
                 name = f"<folder 0x{child:X}>"
-            walk(child, names + (name,))
+            walk(child, names + (name,), nid)
 
     walk(NID_ROOT_FOLDER, ())
     return folders, failures
@@ -507,20 +533,22 @@ class Headers:
 class NativeItem:
     """A message (or any item) read by pstfast's reader; embedded messages are NativeItems too."""
 
-    __slots__ = ("pst", "node", "identifier", "_attachments")
+    __slots__ = ("pst", "node", "identifier", "_attachments", "wanted")
 
-    def __init__(self, pst: PstReader, node: Any) -> None:
+    def __init__(self, pst: PstReader, node: Any, wanted: frozenset[int] = READ_PROPERTIES) -> None:
         self.pst = pst
         self.node = node
         self.identifier: int = node.nid
         self._attachments: list[Any] | None = None
+        #: the property ids read: READ_PROPERTIES and this file's named properties
+        self.wanted = wanted
 
     def values(self) -> dict[int, tuple[int, bytes | None]]:
-        return self.pst.raw_properties(self.node, READ_PROPERTIES)
+        return self.pst.raw_properties(self.node, self.wanted)
 
     def recipient_values(self) -> list[dict[int, tuple[int, bytes | None]]]:
         table = self.pst.recipients_table(self.node)
-        return [] if table is None else self.pst.raw_rows(table, READ_PROPERTIES)  # type: ignore[return-value]
+        return [] if table is None else self.pst.raw_rows(table, self.wanted)  # type: ignore[return-value]
 
     def attachment_count(self) -> int:
         if self._attachments is None:
@@ -532,13 +560,13 @@ class NativeItem:
         self.attachment_count()
         assert self._attachments is not None
         node = self._attachments[ordinal]
-        return self.pst.raw_properties(node, READ_PROPERTIES, defer=PR_ATTACH_DATA), node
+        return self.pst.raw_properties(node, self.wanted, defer=PR_ATTACH_DATA), node
 
     def data(self, values: dict[int, tuple[int, bytes | None]], handle: Any, spool: str | None) -> bytes | Spooled:
         return _attached_bytes(self.pst, values, handle, spool)
 
     def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> NativeItem:
-        return NativeItem(self.pst, self.pst.embedded(handle, values))
+        return NativeItem(self.pst, self.pst.embedded(handle, values), self.wanted)
 
 
 #: attachments over this many bytes stream to a scratch file (see Spooled) when the reader
@@ -593,12 +621,13 @@ def _attached_bytes(pst: PstReader, values: dict[int, tuple[int, bytes | None]],
 class PypffItem:
     """A pypff (libpff) item, for the legacy baseline and for cross-checking pstfast's reader."""
 
-    __slots__ = ("item", "pst", "identifier")
+    __slots__ = ("item", "pst", "identifier", "wanted")
 
-    def __init__(self, item: Any, pst: PstReader) -> None:
+    def __init__(self, item: Any, pst: PstReader, wanted: frozenset[int] = READ_PROPERTIES) -> None:
         self.item = item
         self.pst = pst  # for embedded messages, which pypff cannot open
         self.identifier: int = item.identifier
+        self.wanted = wanted
 
     def values(self) -> dict[int, tuple[int, bytes | None]]:
         item = self.item
@@ -642,7 +671,7 @@ class PypffItem:
     def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> NativeItem:
         message = self.pst.node(self.identifier)
         node = self.pst.attachments(message)[ordinal]
-        return NativeItem(self.pst, self.pst.embedded(node, self.pst.raw_properties(node)))
+        return NativeItem(self.pst, self.pst.embedded(node, self.pst.raw_properties(node)), self.wanted)
 
 
 class CompiledItem:
@@ -674,7 +703,9 @@ class CompiledItem:
     def embedded(self, ordinal: int, values: dict[int, tuple[int, bytes | None]], handle: Any) -> Item:
         node = self.pst.embedded(handle, values)
         read = self.compiled.node(node)
-        return NativeItem(self.pst, node) if read is None else CompiledItem(self.pst, self.compiled, node.nid, read)
+        if read is None:
+            return NativeItem(self.pst, node, self.compiled.wanted)
+        return CompiledItem(self.pst, self.compiled, node.nid, read)
 
 
 Item = NativeItem | PypffItem | CompiledItem
@@ -741,6 +772,17 @@ class ReadMessage:
     problems: list[tuple[int, str, str]]
     #: (Exchange DN, SMTP address) pairs the message holds: the input of exchange.build
     address_pairs: list[tuple[str, str]]
+    # review metadata (migration 010)
+    flags: int | None = None  # PR_MESSAGE_FLAGS
+    is_read: bool | None = None  # mfRead
+    is_draft: bool = False  # mfUnsent: never sent (then no sent_at)
+    created_at: dt.datetime | None = None
+    modified_at: dt.datetime | None = None
+    sensitivity: int | None = None  # PR_SENSITIVITY: 0 normal, 1 personal, 2 private, 3 confidential
+    categories: list[str] = field(default_factory=list)  # PS_PUBLIC_STRINGS "Keywords"
+    sent_representing_name: str | None = None
+    sent_representing_email: str | None = None
+    item_properties: dict[str, Any] | None = None  # by kind (extraction/kinds.py)
 
 
 class ItemReader:
@@ -760,10 +802,14 @@ class ItemReader:
         try:
             #: the code page of ANSI strings that name none of their own (see decide_codepage)
             self.default_codepage = codepage or self.store_codepage()
+            #: pstfast's names of the named properties (NAMED_PROPERTIES) -> this file's ids,
+            #: resolved once per file (and per worker) from the name-to-id map
+            self.named: dict[str, int] = self._named_properties()
+            self.wanted: frozenset[int] = READ_PROPERTIES | frozenset(self.named.values())
             if compiled:
                 from ..pst.compiled import CompiledReader
 
-                self.compiled = CompiledReader(self.pst, READ_PROPERTIES)
+                self.compiled = CompiledReader(self.pst, self.wanted)
         except BaseException:
             self.pst.close()
             raise
@@ -781,17 +827,49 @@ class ItemReader:
             read = self.compiled.message(nid)
             if read is not None:
                 return CompiledItem(self.pst, self.compiled, nid, read)
-        return NativeItem(self.pst, self.pst.node(nid))
+        return NativeItem(self.pst, self.pst.node(nid), self.wanted)
 
     def pypff_item(self, item: Any) -> PypffItem:
         """Wrap a pypff item so that :meth:`read` reads it with the same field logic."""
-        return PypffItem(item, self.pst)
+        return PypffItem(item, self.pst, self.wanted)
+
+    def use_libpff_name_map(self, pst: Any) -> None:
+        """Resolve the named properties from the map as libpff reads it (``--reader libpff``:
+        every field from libpff), in place of pstfast's reading of node 0x61."""
+        try:
+            found = pst.get_name_to_id_map()
+            values = pypff_values(found.get_record_set(0) if found is not None and found.number_of_record_sets else None)
+        except READ_ERRORS as exc:
+            log.warning("%s: libpff cannot read the name-to-id map, named properties not read: %s", self.path, exc)
+            values = {}
+        self.named = namemap.resolve(namemap.parse(values))
+        self.wanted = READ_PROPERTIES | frozenset(self.named.values())
+
+    def _named_properties(self) -> dict[str, int]:
+        """The file's ids of the named properties pstfast reads (:mod:`pstfast.pst.namemap`);
+        none when the map is missing or unreadable (named fields then stay empty)."""
+        try:
+            values = self.pst.raw_properties(self.pst.node(NID_NAME_TO_ID_MAP))
+        except CorruptPstError as exc:
+            # debug: a file this damaged usually fails as a whole right after (one error line)
+            log.debug("%s: name-to-id map unreadable, named properties not read: %s", self.path, exc)
+            return {}
+        return namemap.resolve(namemap.parse(values))
 
     def folder_name(self, nid: int) -> str:
         """The display name of folder *nid*."""
         props = Props(self.pst.raw_properties(self.pst.node(nid), READ_PROPERTIES),
                       codec_for(self.default_codepage))
         return props.str(PR_DISPLAY_NAME) or ""
+
+    def folder_details(self, nid: int) -> tuple[str | None, int | None]:
+        """(PR_CONTAINER_CLASS, PR_CONTENT_UNREAD_COUNT) of folder *nid*; Nones when unreadable."""
+        try:
+            props = Props(self.pst.raw_properties(self.pst.node(nid), READ_PROPERTIES),
+                          codec_for(self.default_codepage))
+        except CorruptPstError:
+            return None, None
+        return props.str(PR_CONTAINER_CLASS), props.int(PR_CONTENT_UNREAD_COUNT)
 
     def store_codepage(self) -> int | None:
         """The message store's own code page (PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID, its locale's)."""
@@ -841,8 +919,10 @@ class ItemReader:
         sender_x500 = sender_dn or representing_dn
 
         problems: list[tuple[int, str, str]] = []
+        kind = kinds.kind_of(props.str(PR_MESSAGE_CLASS))
+        attendees: list[dict[str, Any]] | None = [] if kind == "appointment" else None
         try:
-            recipients = self._recipients(item, props.codec, pairs)
+            recipients = self._recipients(item, props.codec, pairs, attendees)
         except READ_ERRORS as exc:
             problems.append((-1, "recipients", f"recipient table unreadable: {_first_line(exc)}"))
             recipients = {"to": [], "cc": [], "bcc": []}
@@ -851,12 +931,32 @@ class ItemReader:
 
         references_text = props.str(PR_INTERNET_REFERENCES) or headers.get("References")
         conversation_index = props.raw(PR_CONVERSATION_INDEX) if PR_CONVERSATION_INDEX in props else None
+        flags = props.int(PR_MESSAGE_FLAGS)
+        is_draft = bool(flags is not None and flags & MSGFLAG_UNSENT)
         sent_at = props.time(PR_CLIENT_SUBMIT_TIME)
         if sent_at is None and headers.get("Date"):
             sent_at = _header_date(headers.get("Date"))
+        if is_draft:
+            sent_at = None  # a draft was never sent: whatever time it carries is not a sending
 
         attachments, attachment_problems = self._attachments(item, props.codec, depth)
         problems.extend(attachment_problems)
+        exceptions = []
+        if kind == "appointment":  # exceptions belong to their series: never rows of their own
+            for att in attachments:
+                if att.message is not None and kinds.is_exception(att.message.message_class):
+                    exceptions.append(att.message)
+                    att.message = None
+        sent_representing_email = (
+            props.str(PR_SENT_REPRESENTING_SMTP_ADDRESS)
+            or _addr(props.str(PR_SENT_REPRESENTING_ADDRTYPE), props.str(PR_SENT_REPRESENTING_EMAIL_ADDRESS))
+            or props.str(PR_SENT_REPRESENTING_EMAIL_ADDRESS)
+        )
+        sent_representing_name = props.str(PR_SENT_REPRESENTING_NAME)
+        organizer = {"name": sent_representing_name or sender_name,
+                     "email": sent_representing_email or sender_email}
+        item_properties = kinds.item_properties(kind, props, self.named, attendees or [], organizer, exceptions)
+        keywords = self.named.get("keywords")
         body = body_text(props.str(PR_BODY), self._html(props), props.raw(PR_RTF_COMPRESSED))
         if body.problem:
             problems.append((-1, "body", body.problem))
@@ -887,6 +987,16 @@ class ItemReader:
             attachments=attachments,
             problems=problems,
             address_pairs=pairs,
+            flags=flags,
+            is_read=bool(flags & MSGFLAG_READ) if flags is not None else None,
+            is_draft=is_draft,
+            created_at=props.time(PR_CREATION_TIME),
+            modified_at=props.time(PR_LAST_MODIFICATION_TIME),
+            sensitivity=props.int(PR_SENSITIVITY),
+            categories=kinds.multi_strings(props, keywords) if keywords is not None else [],
+            sent_representing_name=sent_representing_name,
+            sent_representing_email=sent_representing_email,
+            item_properties=item_properties,
         )
 
     def _html(self, props: Props) -> str | None:
@@ -904,12 +1014,23 @@ class ItemReader:
         return _no_nul(data.decode(codec, "replace").rstrip("\x00"))
 
     def _recipients(self, item: Item, codec: str,
-                    pairs: list[tuple[str, str]]) -> dict[str, list[dict[str, str | None]]]:
-        """The recipient rows by kind; the (DN, SMTP) pairs of EX rows go to *pairs*."""
+                    pairs: list[tuple[str, str]],
+                    attendees: list[dict[str, Any]] | None = None) -> dict[str, list[dict[str, str | None]]]:
+        """to/cc/bcc of *item*; the (DN, SMTP) pairs of EX rows go to *pairs*, and every recipient
+        row also goes to *attendees* when given (an appointment's: with its type,
+        PidTagRecipientFlags and PidTagRecipientTrackStatus)."""
         out: dict[str, list[dict[str, str | None]]] = {"to": [], "cc": [], "bcc": []}
         for values in item.recipient_values():
             props = Props(values, codec)
-            kind = RECIPIENT_KINDS.get((props.int(PR_RECIPIENT_TYPE) or 1) & 0x0F)
+            code = (props.int(PR_RECIPIENT_TYPE) or 1) & 0x0F
+            kind = RECIPIENT_KINDS.get(code)
+            if attendees is not None:
+                attendees.append({
+                    "name": props.str(PR_DISPLAY_NAME) or props.str(PR_RECIPIENT_DISPLAY_NAME),
+                    "email": (props.str(PR_SMTP_ADDRESS) or _addr(props.str(PR_ADDRTYPE), props.str(PR_EMAIL_ADDRESS))
+                              or props.str(PR_EMAIL_ADDRESS)),
+                    "type": code, "flags": props.int(PR_RECIPIENT_FLAGS) or 0,
+                    "track": props.int(PR_RECIPIENT_TRACK_STATUS)})
             if kind is None:
                 continue
             addrtype, smtp = props.str(PR_ADDRTYPE), props.str(PR_SMTP_ADDRESS)

@@ -39,9 +39,10 @@ from .._version import __version__
 from ..errors import InputError, StorageError, UsageError, WorkerDiedError
 from ..log import Progress
 from ..manifest import MANIFEST_NAME, Manifest, clear_running, mark_running, write_manifest
-from ..records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS
+from ..records import ATTACHMENT_FIELDS, EMAIL_COLUMNS, EMAIL_FIELDS, FOLDER_COLUMNS, FOLDER_FIELDS, folder_path_text
 from . import exchange
 from .items import (
+    FolderInfo,
     ItemReader,
     check_signature,
     decide_codepage,
@@ -67,13 +68,21 @@ from .worker import (
     write_deferred,
     write_shard,
 )
-from .writers import ParquetMerger, csv_header_member, gzip_bytes
+from .writers import (
+    PARQUET_ROW_GROUP,
+    ParquetMerger,
+    arrow_tables,
+    csv_header_member,
+    csv_lines,
+    gzip_bytes,
+    ndjson_lines,
+)
 
 log = logging.getLogger(__name__)
 EXTRACTOR_VERSION = f"pstfast-extract {__version__}"
 #: merged objects, in the order they are listed (attachments/<sha256> follow)
 OBJECTS = ("emails.ndjson.gz", "emails.csv.gz", "emails.parquet", "attachments.csv.gz",
-           "attachments.ndjson.gz", "errors.ndjson")
+           "attachments.ndjson.gz", "errors.ndjson", "folders.ndjson.gz", "folders.csv.gz", "folders.parquet")
 
 
 @dataclass(frozen=True)
@@ -205,6 +214,7 @@ def extract(
             if destination is not None:
                 destination.publish(ctx.pst_file_id, ctx.attachments_dir)
 
+            write_folders(stage, folders, pst_file_id, project_id)
             t = time.perf_counter()
             bar = Progress(sum(s.items for s in shards), enabled=progress is not False)
             merger = _Merger(parts, stage, folder_failures, pst_file_id)
@@ -281,6 +291,55 @@ def extract(
             except StorageError as exc:
                 log.warning("could not remove the running marker: %s", exc)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def folder_rows(folders: Sequence[FolderInfo], pst_file_id: str, project_id: str | None) -> list[dict[str, Any]]:
+    """One row per readable folder (FOLDER_FIELDS), in walk order, ids from node ids.
+
+    ``path`` is unambiguous: each name's ``\\`` and ``/`` are escaped with ``\\``
+    (:func:`~pstfast.records.folder_path_text`), and the second, third... sibling of the same
+    name ends in ``\\2``, ``\\3``... (in hierarchy-table order). Read left to right, ``\\\\``
+    is a backslash, ``\\/`` a slash, ``\\`` and digits the ordinal: no two folders share a path."""
+    paths: dict[int, str] = {}
+    taken: dict[tuple[int | None, str], int] = {}
+    rows = []
+    for f in folders:
+        name = f.names[-1] if f.names else ""
+        if f.parent_id is not None and f.parent_id in paths:
+            n = taken[(f.parent_id, name)] = taken.get((f.parent_id, name), 0) + 1
+            segment = folder_path_text([name]) + (f"\\{n}" if n > 1 else "")
+            parent_path = paths[f.parent_id]
+            path = f"{parent_path}/{segment}" if parent_path else segment
+        else:
+            path = folder_path_text(f.names)
+        paths[f.node_id] = path
+        rows.append({
+            "folder_id": ids.folder_id(pst_file_id, f.node_id),
+            "parent_folder_id": ids.folder_id(pst_file_id, f.parent_id) if f.parent_id is not None else None,
+            "project_id": project_id,
+            "pst_file_id": pst_file_id,
+            "name": name,
+            "path": path,
+            "container_class": f.container_class,
+            "item_count": f.item_count,
+            "unread_count": f.unread_count,
+        })
+    return rows
+
+
+def write_folders(stage: Path, folders: Sequence[FolderInfo], pst_file_id: str, project_id: str | None) -> None:
+    """folders.ndjson.gz, folders.csv.gz and folders.parquet (small: written in one go)."""
+    rows = folder_rows(folders, pst_file_id, project_id)
+    try:
+        (stage / "folders.ndjson.gz").write_bytes(gzip_bytes(ndjson_lines(rows, FOLDER_FIELDS)))
+        parquet, csv = arrow_tables(rows, FOLDER_COLUMNS)
+        (stage / "folders.csv.gz").write_bytes(csv_header_member(FOLDER_FIELDS) + gzip_bytes(csv_lines(csv)))
+        merger = ParquetMerger(stage / "folders.parquet", FOLDER_COLUMNS)
+        merger.writer.write_table(parquet, row_group_size=PARQUET_ROW_GROUP)
+        merger.rows = len(rows)
+        merger.close()
+    except OSError as exc:
+        raise StorageError(f"{stage}: writing the folders failed: {exc.strerror or exc}") from exc
 
 
 def _fetch(source: str, work: Path) -> tuple[Path, str]:

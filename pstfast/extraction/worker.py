@@ -163,7 +163,9 @@ def init_worker(pst_path: str, destination: Destination | None = None, reader: I
     _STATE["destination"] = destination
     if engine == "libpff":
         folders: dict[int, Any] = {}
-        stack = [open_pypff(pst_path).get_root_folder()]
+        pypff_file = open_pypff(pst_path)
+        _STATE["reader"].use_libpff_name_map(pypff_file)  # once per worker, as pstfast's reader does
+        stack = [pypff_file.get_root_folder()]
         while stack:
             folder = stack.pop()
             folders[folder.identifier] = folder
@@ -191,8 +193,9 @@ def _read_item(reader: ItemReader, ctx: WorkerContext, folder_nid: int, index: i
 #: needs the destination, so the worker keeps reading while the input is still being hashed
 PREREAD_SHARDS = 2
 
-#: (folder, index, nid, the item or its failure: an exception, or its reason once deferred)
-ShardRead = list[tuple[str, int, int, ReadMessage | Exception | str]]
+#: (folder path, index, nid, the item or its failure: an exception, or its reason once
+#: deferred, folder nid)
+ShardRead = list[tuple[str, int, int, ReadMessage | Exception | str, int]]
 
 
 def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
@@ -218,7 +221,7 @@ def read_shard(ctx: WorkerContext, shard: Shard) -> ShardRead:
                     item = exc
                 except ItemBudgetExceeded as exc:
                     item = f"ItemBudgetExceeded: {exc}"
-                read.append((sl.folder_path, index, nid, item))
+                read.append((sl.folder_path, index, nid, item, sl.folder_nid))
     reader.pst.release_pages()
     return read
 
@@ -263,7 +266,7 @@ def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead,
     :func:`write_deferred`: its result is ``deferred`` and says what it needs (see
     :mod:`.exchange`); with it, they are resolved."""
     result = ShardResult(shard.index, items_seen=len(read), compiled=_STATE["reader"].compiled is not None)
-    messages = [m for _, _, _, m in read if isinstance(m, ReadMessage)]
+    messages = [m for _, _, _, m, _ in read if isinstance(m, ReadMessage)]
     result.address_pairs, result.needs = exchange.scan(messages)
     if result.needs:
         if address_map is None:
@@ -274,13 +277,14 @@ def write_shard(ctx: WorkerContext, shard: Shard, read: ShardRead,
     emails: list[dict[str, Any]] = []
     attachments: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    for folder_path, index, nid, message in read:
+    for folder_path, index, nid, message, folder_nid in read:
         if not isinstance(message, ReadMessage):  # its failure (a reason, once deferred)
             errors.append(_error(ctx, folder_path, index, None, None, "item", message))
             result.errors += 1
             continue
         email_id = ids.email_id(ctx.pst_file_id, nid)
-        _flatten(ctx, message, email_id, None, folder_path, index, 0, emails, attachments, errors, result)
+        _flatten(ctx, message, email_id, None, folder_path, index, 0, emails, attachments, errors, result,
+                 ids.folder_id(ctx.pst_file_id, folder_nid))
 
     _finish_rows(emails)
     _write_parts(ctx, shard.index, emails, attachments, errors)
@@ -297,7 +301,7 @@ def _defer(ctx: WorkerContext, shard: Shard, read: ShardRead, messages: list[Rea
             if att.data is not None and att.sha256:
                 _store_blob(ctx, att.sha256, att.data)
                 att.data, att.stored = None, True
-    kept = [(f, i, n, _reason(m) if isinstance(m, Exception) else m) for f, i, n, m in read]
+    kept = [(f, i, n, _reason(m) if isinstance(m, Exception) else m, fn) for f, i, n, m, fn in read]
     with open(part_path(ctx.parts_dir, shard.index, "deferred.pickle"), "wb") as handle:
         pickle.dump(kept, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -337,8 +341,9 @@ def _reason(exc: BaseException) -> str:
 
 def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str | None, folder_path: str,
              index: int, depth: int, emails: list[dict[str, Any]], attachments: list[dict[str, Any]],
-             errors: list[dict[str, Any]], result: ShardResult) -> None:
-    """Append the rows of *msg* and (depth-first, after it) of its embedded messages.
+             errors: list[dict[str, Any]], result: ShardResult, folder_id: str | None = None) -> None:
+    """Append the rows of *msg* and (depth-first, after it) of its embedded messages (in
+    the container's folder, *folder_id*).
 
     Text goes in as read: the reader hands it over clean (see ``ReadMessage``)."""
     row: dict[str, Any] = {
@@ -374,6 +379,17 @@ def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str
         "body_rtf": msg.body_rtf,
         "sender_x500": msg.sender_x500,
         "recipient_x500": [e["x500"] for kind in (msg.to, msg.cc, msg.bcc) for e in kind if e.get("x500")],
+        "flags": msg.flags,
+        "is_read": msg.is_read,
+        "is_draft": msg.is_draft,
+        "created_at": msg.created_at,
+        "modified_at": msg.modified_at,
+        "sensitivity": msg.sensitivity,
+        "categories": msg.categories,
+        "sent_representing_name": msg.sent_representing_name,
+        "sent_representing_email": msg.sent_representing_email,
+        "folder_id": folder_id,
+        "item_properties": msg.item_properties,
         "_depth": depth,
         "_children": [],  # (ordinal, child row) of embedded messages
         "_att_sha": [],
@@ -417,7 +433,7 @@ def _flatten(ctx: WorkerContext, msg: ReadMessage, email_id: str, parent_id: str
             result.items_seen += 1
             child_index = len(emails)
             _flatten(ctx, att.message, child_id, email_id, folder_path, index, depth + 1, emails, attachments,
-                     errors, result)
+                     errors, result, folder_id)
             row["_children"].append(emails[child_index])
 
 

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 
 EMAILS_CSV = "emails.csv.gz"
 ATTACHMENTS_CSV = "attachments.csv.gz"
+FOLDERS_CSV = "folders.csv.gz"  # extracts before pstfast 0.3 (migration 010) have none
 _BLOCK = 1 << 20
 
 
@@ -95,7 +96,8 @@ def staging_tables(pst_file_id: str) -> dict[str, str]:
     """The staging table names of one PST (short, identifier-safe, stable). A pipelined
     load adds parts ``<emails>_p<n>``, inheritance children of ``emails`` (dropped with it)."""
     digest = hashlib.sha256(pst_file_id.encode()).hexdigest()[:16]
-    return {"emails": f"pstfast_staging.emails_{digest}", "attachments": f"pstfast_staging.attachments_{digest}"}
+    return {"emails": f"pstfast_staging.emails_{digest}", "attachments": f"pstfast_staging.attachments_{digest}",
+            "folders": f"pstfast_staging.folders_{digest}"}
 
 
 class _HashingReader(io.RawIOBase):
@@ -214,6 +216,8 @@ def _copy_into(conn: Any, table: str, blocks: Iterable[bytes], *, header: bool =
 
 def _check(manifest: Manifest, facts: dict[str, int], where: str) -> None:
     problems = []
+    if FOLDERS_CSV in manifest.objects and facts.get("folders") != manifest.counts.get("folders"):
+        problems.append(f"{facts.get('folders')} folder rows, manifest says {manifest.counts.get('folders')}")
     if facts["emails"] != manifest.counts.get("emails"):
         problems.append(f"{facts['emails']} email rows, manifest says {manifest.counts.get('emails')}")
     if facts["attachments"] != manifest.counts.get("attachments"):
@@ -226,7 +230,13 @@ def _check(manifest: Manifest, facts: dict[str, int], where: str) -> None:
         "orphan_attachments": "attachments whose email is missing",
         "id_collisions": "email_ids already loaded from another PST",
         "attachment_id_collisions": "attachment_ids already loaded under another PST's emails",
+        "orphan_folder_refs": "emails whose folder_id is not among the PST's folders",
+        "foreign_folder_rows": "folders of another pst_file_id or project",
+        "null_folder_keys": "folders without folder_id",
+        "folder_id_collisions": "folder_ids already loaded from another PST",
     }
+    if FOLDERS_CSV not in manifest.objects:  # an older extract: its rows name no folder
+        labels["orphan_folder_refs"] = None
     # the first-load check (load_validate_fast.sql) leaves uniqueness to the primary keys
     if facts.get("distinct_email_ids", facts["emails"]) != facts["emails"]:
         problems.append(f"{facts['emails'] - facts['distinct_email_ids']} duplicate email_ids")
@@ -355,6 +365,10 @@ def _load_staged(conn: Any, dsn: str, prefix: str, manifest: Manifest, tables: d
                 conn.execute(stmt)
             compressed, csv_bytes = _stream(attachments_url, manifest.objects[ATTACHMENTS_CSV],
                                             lambda blocks: _copy_into(conn, tables["attachments"], blocks))
+            if FOLDERS_CSV in manifest.objects:
+                c, u = _stream(storage.join(prefix, FOLDERS_CSV), manifest.objects[FOLDERS_CSV],
+                               lambda blocks: _copy_into(conn, tables["folders"], blocks))
+                compressed, csv_bytes = compressed + c, csv_bytes + u
             if not pipelined:
                 c, u = _stream(emails_local, want, lambda blocks: _copy_into(conn, tables["emails"], blocks),
                                emails_url)
@@ -437,7 +451,7 @@ def _pipeline_emails(conn: Any, dsn: str, url: str, want: dict[str, Any], tables
             if errors:
                 continue  # keep draining so the producer never blocks
             try:
-                (stmt,) = sql_statements("load_insert.sql", emails=part, attachments=part)[:1]  # emails only
+                (stmt,) = sql_statements("load_insert.sql", emails=part, attachments=part, folders=part)[:1]  # emails only
                 conn.execute(stmt)
             except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread below)
                 errors.append(exc)

@@ -832,6 +832,7 @@ class CompiledReader:
         if pst._mm is None:
             raise ValueError(f"PstReader for {pst.path} is closed")
         self.pst = pst
+        self.wanted = wanted  # the property ids read (NativeItem reads the same ones)
         self._mm = np.frombuffer(pst._mm, dtype=np.uint8)
         self._view = memoryview(pst._mm)
         geo = np.array([int(pst.unicode), pst._id, pst._nbt_root, pst._bbt_root, pst.crypt, pst._page_meta,

@@ -136,3 +136,118 @@ NID_TYPE_ASSOC_MESSAGE = 0x08
 NID_TYPE_HIERARCHY_TABLE = 0x0D
 NID_TYPE_CONTENTS_TABLE = 0x0E
 NID_TYPE_ASSOC_CONTENTS_TABLE = 0x0F
+PT_MV_LONG = MV_FLAG | PT_LONG
+PT_MV_STRING8 = MV_FLAG | PT_STRING8
+PT_MV_UNICODE = MV_FLAG | PT_UNICODE
+PT_MV_BINARY = MV_FLAG | PT_BINARY
+
+# review metadata, contacts and recipients' meeting properties (MS-OXPROPS)
+PR_RECIPIENT_FLAGS = 0x5FFD
+PR_RECIPIENT_TRACK_STATUS = 0x5FFF
+PR_GIVEN_NAME = 0x3A06
+PR_BUSINESS_TELEPHONE_NUMBER = 0x3A08
+PR_HOME_TELEPHONE_NUMBER = 0x3A09
+PR_POSTAL_ADDRESS = 0x3A15
+PR_COMPANY_NAME = 0x3A16
+PR_TITLE = 0x3A17
+PR_DEPARTMENT_NAME = 0x3A18
+PR_PRIMARY_TELEPHONE_NUMBER = 0x3A1A
+PR_BUSINESS2_TELEPHONE_NUMBER = 0x3A1B
+PR_MOBILE_TELEPHONE_NUMBER = 0x3A1C
+PR_CAR_TELEPHONE_NUMBER = 0x3A1E
+PR_OTHER_TELEPHONE_NUMBER = 0x3A1F
+PR_PAGER_TELEPHONE_NUMBER = 0x3A21
+PR_BUSINESS_FAX_NUMBER = 0x3A24
+PR_HOME_FAX_NUMBER = 0x3A25
+PR_SURNAME = 0x3A11
+PR_ASSISTANT_TELEPHONE_NUMBER = 0x3A2E
+PR_HOME2_TELEPHONE_NUMBER = 0x3A2F
+PR_BIRTHDAY = 0x3A42
+PR_MIDDLE_NAME = 0x3A44
+PR_HOME_ADDRESS_CITY = 0x3A59
+PR_HOME_ADDRESS_COUNTRY = 0x3A5A
+PR_HOME_ADDRESS_POSTAL_CODE = 0x3A5B
+PR_HOME_ADDRESS_STATE_OR_PROVINCE = 0x3A5C
+PR_HOME_ADDRESS_STREET = 0x3A5D
+PR_BUSINESS_ADDRESS_COUNTRY = 0x3A26
+PR_BUSINESS_ADDRESS_CITY = 0x3A27
+PR_BUSINESS_ADDRESS_STATE_OR_PROVINCE = 0x3A28
+PR_BUSINESS_ADDRESS_STREET = 0x3A29
+PR_BUSINESS_ADDRESS_POSTAL_CODE = 0x3A2A
+
+# message flags (PR_MESSAGE_FLAGS, MS-OXCMSG 2.2.1.6) and recipient flags
+MSGFLAG_READ = 0x0001
+MSGFLAG_UNSENT = 0x0008
+RECIP_ORGANIZER = 0x0002
+
+# property sets of named properties (MS-OXPROPS 1.3.2), as the 16 bytes stored in the
+# name-to-id map (GUIDs little-endian in their first three fields)
+def _guid(text: str) -> bytes:
+    import uuid
+
+    return uuid.UUID(text).bytes_le
+
+
+PS_MAPI = _guid("00020328-0000-0000-C000-000000000046")
+PS_PUBLIC_STRINGS = _guid("00020329-0000-0000-C000-000000000046")
+PSETID_APPOINTMENT = _guid("00062002-0000-0000-C000-000000000046")
+PSETID_TASK = _guid("00062003-0000-0000-C000-000000000046")
+PSETID_ADDRESS = _guid("00062004-0000-0000-C000-000000000046")
+PSETID_COMMON = _guid("00062008-0000-0000-C000-000000000046")
+PSETID_LOG = _guid("0006200A-0000-0000-C000-000000000046")
+PSETID_NOTE = _guid("0006200E-0000-0000-C000-000000000046")
+PSETID_MEETING = _guid("6ED8DA90-450B-101B-98DA-00AA003F1305")
+
+#: the named properties pstfast reads: name -> (property set, LID or string name, type)
+NAMED_PROPERTIES: dict[str, tuple[bytes, int | str, int]] = {
+    # PSETID_Appointment (MS-OXOCAL 2.2.1)
+    "appt_start": (PSETID_APPOINTMENT, 0x820D, PT_SYSTIME),  # PidLidAppointmentStartWhole
+    "appt_end": (PSETID_APPOINTMENT, 0x820E, PT_SYSTIME),  # PidLidAppointmentEndWhole
+    "appt_location": (PSETID_APPOINTMENT, 0x8208, PT_UNICODE),  # PidLidLocation
+    "appt_busy_status": (PSETID_APPOINTMENT, 0x8205, PT_LONG),  # PidLidBusyStatus
+    "appt_all_day": (PSETID_APPOINTMENT, 0x8215, PT_BOOLEAN),  # PidLidAppointmentSubType
+    "appt_recurring": (PSETID_APPOINTMENT, 0x8223, PT_BOOLEAN),  # PidLidRecurring
+    "appt_recur": (PSETID_APPOINTMENT, 0x8216, PT_BINARY),  # PidLidAppointmentRecur
+    "appt_timezone": (PSETID_APPOINTMENT, 0x8234, PT_UNICODE),  # PidLidTimeZoneDescription
+    "appt_timezone_struct": (PSETID_APPOINTMENT, 0x8233, PT_BINARY),  # PidLidTimeZoneStruct
+    "appt_exception_replace_time": (PSETID_APPOINTMENT, 0x8228, PT_SYSTIME),  # PidLidExceptionReplaceTime
+    "appt_state_flags": (PSETID_APPOINTMENT, 0x8217, PT_LONG),  # PidLidAppointmentStateFlags
+    # PSETID_Meeting (MS-OXOCAL 2.2.1.27 ...)
+    "meeting_where": (PSETID_MEETING, 0x0002, PT_STRING8),  # PidLidWhere
+    "meeting_is_recurring": (PSETID_MEETING, 0x0005, PT_BOOLEAN),  # PidLidIsRecurring
+    # PSETID_Common
+    "common_start": (PSETID_COMMON, 0x8516, PT_SYSTIME),  # PidLidCommonStart
+    "common_end": (PSETID_COMMON, 0x8517, PT_SYSTIME),  # PidLidCommonEnd
+    # PS_PUBLIC_STRINGS
+    "keywords": (PS_PUBLIC_STRINGS, "Keywords", PT_MV_UNICODE),  # PidNameKeywords: the categories
+    # PSETID_Address (MS-OXOCNTC 2.2.1)
+    "email1_display_name": (PSETID_ADDRESS, 0x8080, PT_UNICODE),
+    "email1_address_type": (PSETID_ADDRESS, 0x8082, PT_UNICODE),
+    "email1_address": (PSETID_ADDRESS, 0x8083, PT_UNICODE),
+    "email2_display_name": (PSETID_ADDRESS, 0x8090, PT_UNICODE),
+    "email2_address_type": (PSETID_ADDRESS, 0x8092, PT_UNICODE),
+    "email2_address": (PSETID_ADDRESS, 0x8093, PT_UNICODE),
+    "email3_display_name": (PSETID_ADDRESS, 0x80A0, PT_UNICODE),
+    "email3_address_type": (PSETID_ADDRESS, 0x80A2, PT_UNICODE),
+    "email3_address": (PSETID_ADDRESS, 0x80A3, PT_UNICODE),
+    "file_under": (PSETID_ADDRESS, 0x8005, PT_UNICODE),  # PidLidFileUnder (readpst's FN)
+    "home_address": (PSETID_ADDRESS, 0x801A, PT_UNICODE),  # PidLidHomeAddress
+    "work_address": (PSETID_ADDRESS, 0x801B, PT_UNICODE),  # PidLidWorkAddress
+    "other_address": (PSETID_ADDRESS, 0x801C, PT_UNICODE),  # PidLidOtherAddress
+    "dl_name": (PSETID_ADDRESS, 0x8053, PT_UNICODE),  # PidLidDistributionListName
+    "dl_one_off_members": (PSETID_ADDRESS, 0x8054, PT_MV_BINARY),  # PidLidDistributionListOneOffMembers
+    "dl_members": (PSETID_ADDRESS, 0x8055, PT_MV_BINARY),  # PidLidDistributionListMembers
+    # PSETID_Task (MS-OXOTASK 2.2.2)
+    "task_status": (PSETID_TASK, 0x8101, PT_LONG),  # PidLidTaskStatus
+    "task_percent_complete": (PSETID_TASK, 0x8102, PT_DOUBLE),  # PidLidPercentComplete
+    "task_start": (PSETID_TASK, 0x8104, PT_SYSTIME),  # PidLidTaskStartDate
+    "task_due": (PSETID_TASK, 0x8105, PT_SYSTIME),  # PidLidTaskDueDate
+    "task_completed_at": (PSETID_TASK, 0x810F, PT_SYSTIME),  # PidLidTaskDateCompleted
+    "task_complete": (PSETID_TASK, 0x811C, PT_BOOLEAN),  # PidLidTaskComplete
+    "task_owner": (PSETID_TASK, 0x811F, PT_UNICODE),  # PidLidTaskOwner
+    # PSETID_Log (journal) and PSETID_Note
+    "log_type": (PSETID_LOG, 0x8700, PT_UNICODE),  # PidLidLogType
+    "log_start": (PSETID_LOG, 0x8706, PT_SYSTIME),  # PidLidLogStart
+    "log_end": (PSETID_LOG, 0x8708, PT_SYSTIME),  # PidLidLogEnd
+    "note_color": (PSETID_NOTE, 0x8B00, PT_LONG),  # PidLidNoteColor
+}

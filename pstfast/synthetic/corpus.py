@@ -31,6 +31,7 @@ from ..errors import UsageError
 from ..pst.props import MAPI_BCC, MAPI_CC, MAPI_TO
 from ..pst.rtf import compress_rtf, decompress_rtf, make_fromhtml_rtf, make_native_rtf
 from ..pst.write.messaging import Attachment, Message, PstWriter, Recipient
+from .kinds import EXCEPTION_CLASS, KindGenerator
 
 _KIND_NAMES = {MAPI_TO: "to", MAPI_CC: "cc", MAPI_BCC: "bcc"}
 
@@ -104,6 +105,9 @@ class SynthOptions:
     layout: str = "unicode"
     codepage: int = 1252
     ost: bool = False
+    #: appointments, contacts, distribution lists, tasks and drafts, as a share of messages
+    #: (in folders of their own, after the mail, from a random stream of their own)
+    other_items_rate: float = 0.05
 
     def validate(self) -> None:
         from ..pst.write.ndb import LAYOUTS
@@ -119,7 +123,8 @@ class SynthOptions:
         if self.folders is not None and self.folders < 1:
             raise UsageError(f"--folders must be 1 or more, got {self.folders}")
         for name in ("attachment_rate", "duplicate_rate", "no_message_id_rate", "embedded_rate", "html_only_rate",
-                     "rtf_html_rate", "rtf_only_rate", "ole_rate", "reference_rate", "exchange_rate"):
+                     "rtf_html_rate", "rtf_only_rate", "ole_rate", "reference_rate", "exchange_rate",
+                     "other_items_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise UsageError(f"{name.replace('_', '-')} must be between 0 and 1, got {value}")
@@ -370,7 +375,8 @@ class _TruthWriter:
 
 
 def _message_truth(msg: Message, nid: int | None, folder_path: str | None, atts: list[dict[str, Any]],
-                   expected: tuple[str, str, str | None] | None = None) -> dict[str, Any]:
+                   expected: tuple[str, str, str | None] | None = None,
+                   item_properties: dict[str, Any] | None = None) -> dict[str, Any]:
     def people(kind: int) -> list[dict[str, Any]]:
         # email: the SMTP address; x500 and smtp_known: how the row stores it (the row's
         # expected email is the SMTP address unless the whole file never pairs the DN with it)
@@ -409,6 +415,17 @@ def _message_truth(msg: Message, nid: int | None, folder_path: str | None, atts:
         "conversation_topic": msg.conversation_topic,
         "importance": msg.importance,
         "attachments": atts,
+        # review metadata (every row has it) and, for the other kinds, item_properties
+        "flags": (0x01 if msg.read else 0) | (0x08 if msg.draft else 0) | (0x10 if msg.attachments else 0),
+        "is_read": msg.read,
+        "is_draft": msg.draft,
+        "created_at": _iso(msg.created_at or msg.received_at),
+        "modified_at": _iso(msg.modified_at or msg.received_at),
+        "sensitivity": msg.sensitivity,
+        "categories": msg.categories,
+        "sent_representing_name": msg.sent_representing_name or msg.sender_name,
+        "sent_representing_email": msg.sent_representing_email or msg.sender_email,
+        "item_properties": item_properties,
     }
 
 
@@ -584,9 +601,20 @@ def synth(
         folder_counts = {p: 0 for _, p in folders}
         next_thread = 0
         resolvable: set[str] = set()  # DNs (casefolded) some recipient row pairs with an SMTP address
+        other_kinds = KindGenerator(options.seed, gen.people)
+        other_items = other_kinds.items(round(options.messages * options.other_items_rate))
+        # their folders now, before the first message (with ids_by_folder every folder gets its
+        # block of node ids when the first message is added), the items after the mail
+        kind_folders: dict[str, tuple[int, str]] = {}
+        for name in ("Calendar", "Contacts", "Tasks", "Drafts"):
+            if any(item.folder == name for item in other_items):
+                container = {"Calendar": "IPF.Appointment", "Contacts": "IPF.Contact", "Tasks": "IPF.Task"}
+                nid = writer.add_folder(writer.ipm_subtree, name, container_class=container.get(name, "IPF.Note"))
+                kind_folders[name] = (nid, f"Top of Personal Folders/{name}")
+                folder_counts[kind_folders[name][1]] = 0
 
         def emit(msg: Message, folder: tuple[int, str], key: str, thread_key: str, dup: str | None,
-                 expected: tuple[str, str, str | None] | None) -> None:
+                 expected: tuple[str, str, str | None] | None, item_properties: dict[str, Any] | None = None) -> None:
             if expected is not None and msg.body_html is not None:  # PR_HTML (not the HTML inside the RTF)
                 expected = (expected[0], expected[1], _html_in_codepage(expected[2], codec))
             _message_in_codepage(msg, codec)
@@ -594,12 +622,16 @@ def synth(
             atts = []
             for ordinal, att in enumerate(msg.attachments):
                 embedded = None
+                if att.message is not None and att.message.message_class == EXCEPTION_CLASS:
+                    # a recurring series' exception: part of the series' item_properties, no row
+                    atts.append({**_attachment_truth(ordinal, att, None), "is_inline": True, "exception": True})
+                    continue
                 if att.message is not None:
                     embedded = _message_truth(att.message, None, None, [
                         _attachment_truth(i, a, None) for i, a in enumerate(att.message.attachments)
                     ])
                 atts.append(_attachment_truth(ordinal, att, embedded))
-            record = {"key": key, **_message_truth(msg, nid, folder[1], atts, expected),
+            record = {"key": key, **_message_truth(msg, nid, folder[1], atts, expected, item_properties),
                       "thread": thread_key,
                       "duplicate_group": dup}
             truth_out.message(record)
@@ -632,6 +664,7 @@ def synth(
                                                         gen.words(40).encode("utf-8")))
                 msg.attachments.append(Attachment(f"{inner.subject}.msg", message=inner))
             folder = folders[rng.choices(range(len(folders)), weights)[0]]
+            other_kinds.metadata(msg)
             key = f"m{index:07d}"
             dup = None
             if rng.random() < options.duplicate_rate and len(folders) > 1:
@@ -641,6 +674,12 @@ def synth(
             if dup:
                 other = rng.choice([f for f in folders if f != folder])
                 emit(msg, other, key + "-dup", thread.key, dup, expected)
+        # the other kinds: after the mail (in arrival order the mail keeps its node ids)
+        for n, item in enumerate(other_items):
+            body = item.message.body_text
+            emit(item.message, kind_folders[item.folder], f"k{n:07d}", f"k{n:07d}", None,
+                 ("plain" if body else None, body, None), item.expected)  # type: ignore[arg-type]
+        folders.extend(kind_folders.values())
         truth_out.finish(
             {
                 "seed": options.seed,

@@ -7,7 +7,9 @@ WITH added AS (
     INSERT INTO email_search (email_id, project_id, search_vector, cut)
     SELECT m.email_id, m.project_id, e.search_vector, e.cut
       FROM email_messages m
-     CROSS JOIN LATERAL pstfast_search_entry(m.subject, m.sender_name, m.sender_email, m."to", m.cc, m.bcc,
+     CROSS JOIN LATERAL pstfast_search_entry(m.subject, m.sender_name, m.sender_email, m."to", m.cc,
+                                             -- 010: categories, attendees, contact addresses (weight C)
+                                             m.bcc || pstfast_item_search_terms(m.categories, m.item_properties),
                                              m.body_text) e
      WHERE m.project_id = %(project_id)s AND m.pst_file_id = %(pst_file_id)s
        AND get_byte(uuid_send(m.email_id), 15) %% %(parts)s = %(part)s

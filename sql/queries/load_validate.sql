@@ -21,4 +21,15 @@ SELECT
     -- an attachment_id already loaded under another PST's email: the upsert would re-point it
     (SELECT count(*) FROM email_attachments t JOIN {attachments} a USING (attachment_id)
        JOIN email_messages m ON m.email_id = t.email_id
-      WHERE m.pst_file_id <> %(pst_file_id)s)                                   AS attachment_id_collisions;
+      WHERE m.pst_file_id <> %(pst_file_id)s)                                   AS attachment_id_collisions,
+    -- 010: the folders
+    (SELECT count(*) FROM {folders})                                            AS folders,
+    (SELECT count(*) FROM {folders} WHERE folder_id IS NULL)                    AS null_folder_keys,
+    (SELECT count(*) FROM {folders}
+      WHERE pst_file_id IS DISTINCT FROM %(pst_file_id)s
+         OR project_id IS DISTINCT FROM %(project_id)s)                         AS foreign_folder_rows,
+    (SELECT count(*) FROM {emails} e
+      WHERE e.folder_id IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM {folders} f WHERE f.folder_id = e.folder_id)) AS orphan_folder_refs,
+    (SELECT count(*) FROM email_folders t JOIN {folders} f USING (folder_id)
+      WHERE t.pst_file_id <> f.pst_file_id)                                     AS folder_id_collisions;

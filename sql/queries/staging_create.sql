@@ -3,6 +3,7 @@
 -- {emails} / {attachments} are pstfast_staging.<name> identifiers filled in by loader.py.
 DROP TABLE IF EXISTS {emails};
 DROP TABLE IF EXISTS {attachments};
+DROP TABLE IF EXISTS {folders};
 CREATE UNLOGGED TABLE {emails} (
     email_id            uuid,
     parent_email_id     uuid,
@@ -35,7 +36,18 @@ CREATE UNLOGGED TABLE {emails} (
     body_text_source    text,
     body_rtf            text,
     sender_x500         text,
-    recipient_x500      text[]
+    recipient_x500      text[],
+    flags               integer,
+    is_read             boolean,
+    is_draft            boolean,
+    created_at          timestamptz,
+    modified_at         timestamptz,
+    sensitivity         smallint,
+    categories          text[],
+    sent_representing_name  text,
+    sent_representing_email text,
+    folder_id           uuid,
+    item_properties     jsonb
 );
 CREATE UNLOGGED TABLE {attachments} (
     attachment_id uuid,
@@ -50,4 +62,15 @@ CREATE UNLOGGED TABLE {attachments} (
     sha256        text,
     storage_key   text,
     reference     text
+);
+CREATE UNLOGGED TABLE {folders} (
+    folder_id        uuid,
+    parent_folder_id uuid,
+    project_id       text,
+    pst_file_id      text,
+    name             text,
+    path             text,
+    container_class  text,
+    item_count       integer,
+    unread_count     integer
 );

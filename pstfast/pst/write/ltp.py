@@ -12,10 +12,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..props import (
+    MV_FLAG,
     PT_BINARY,
     PT_BOOLEAN,
+    PT_DOUBLE,
     PT_LONG,
     PT_LONGLONG,
+    PT_MV_BINARY,
+    PT_MV_STRING8,
+    PT_MV_UNICODE,
     PT_OBJECT,
     PT_SHORT,
     PT_STRING8,
@@ -43,6 +48,8 @@ def prop_type(tag: int) -> int:
 def ansi_tag(tag: int, ansi: str | None) -> int:
     """*tag* as written: a PT_UNICODE string becomes PT_STRING8 when the file is written with
     ANSI strings (as Outlook 97-2002 wrote them, in the machine's code page *ansi*)."""
+    if ansi and prop_type(tag) == PT_MV_UNICODE:
+        return (tag & ~0xFFFF) | PT_MV_STRING8
     return (tag & ~0xFFFF) | PT_STRING8 if ansi and prop_type(tag) == PT_UNICODE else tag
 
 
@@ -64,6 +71,18 @@ def encode_value(tag: int, value: object, ansi: str | None = None) -> bytes:
         return b"\x01" if value else b"\x00"
     if kind in (PT_LONGLONG, PT_SYSTIME):
         return struct.pack("<q", int(value))  # type: ignore[call-overload]
+    if kind == PT_DOUBLE:
+        return struct.pack("<d", float(value))  # type: ignore[arg-type]
+    if kind in (PT_MV_UNICODE, PT_MV_STRING8, PT_MV_BINARY):
+        # MS-PST 2.3.3.4.2: ulCount, then each value's offset from the start, then the values
+        assert isinstance(value, (list, tuple)), type(value)
+        base = (tag & ~0xFFFF) | (kind & ~MV_FLAG)
+        items = [encode_value(base, item, ansi) for item in value]
+        offsets, at = [], 4 + 4 * len(items)
+        for item in items:
+            offsets.append(at)
+            at += len(item)
+        return struct.pack(f"<I{len(items)}I", len(items), *offsets) + b"".join(items)
     raise ValueError(f"unsupported property type 0x{kind:04x}")
 
 

@@ -42,7 +42,12 @@ from ..props import (
     NID_TYPE_HIERARCHY_TABLE,
     NID_TYPE_NORMAL_FOLDER,
     NID_TYPE_NORMAL_MESSAGE,
+    PR_RECIPIENT_FLAGS,
+    PR_RECIPIENT_TRACK_STATUS,
+    PSETID_COMMON,
+    PT_LONG,
 )
+from ..namemap import NameMapBuilder
 from . import tags as T
 from .ltp import Built, PidTagLtpRowId, PidTagLtpRowVer, SubnodeIds, build_pc, build_tc
 from .ndb import NID_TYPE_LTP, make_nid, ndb_writer
@@ -51,7 +56,8 @@ from .ndb import NID_TYPE_LTP, make_nid, ndb_writer
 _EMPTY_SEARCH_NODES = (0x1E1, 0x201, 0x261, 0x281, 0x321)
 _TEMPLATES = {0x60D: "hierarchy", 0x60E: "contents", 0x60F: "assoc", 0x610: "contents", 0x671: "attachments", 0x692: "recipients"}
 
-_PSETID_COMMON = bytes.fromhex("0820060000000000c000000000000046")  # {00062008-0000-0000-C000-000000000046}
+_RECIPIENT_FLAGS = (PR_RECIPIENT_FLAGS << 16) | PT_LONG
+_RECIPIENT_TRACK_STATUS = (PR_RECIPIENT_TRACK_STATUS << 16) | PT_LONG
 _FILETIME_EPOCH = _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)
 
 HIERARCHY_COLUMNS = (
@@ -92,9 +98,12 @@ class Recipient:
 
     name: str
     email: str
-    kind: int = MAPI_TO  # MAPI_TO, MAPI_CC or MAPI_BCC
+    kind: int = MAPI_TO  # MAPI_TO, MAPI_CC or MAPI_BCC (an attendee: required, optional, resource)
     x500: str | None = None
     smtp_known: bool = True
+    #: a meeting's: PidTagRecipientFlags (0x2: the organizer) and PidTagRecipientTrackStatus
+    flags: int | None = None
+    track_status: int | None = None
 
 
 @dataclass
@@ -115,6 +124,7 @@ class Attachment:
     message: Message | None = None  # set for an embedded message
     method: str = "by_value"
     reference: str | None = None
+    extra: dict[int, object] = field(default_factory=dict)  # further properties (full tags)
 
 
 @dataclass
@@ -145,6 +155,19 @@ class Message:
     #: is then only where other items pair the DN with it
     sender_x500: str | None = None
     sender_smtp_known: bool = False
+    # review metadata and the other item kinds (appointments, contacts, ...)
+    draft: bool = False  # never sent: mfUnsent, no PR_CLIENT_SUBMIT_TIME
+    read: bool = True
+    created_at: _dt.datetime | None = None  # default: received_at
+    modified_at: _dt.datetime | None = None  # default: received_at
+    sensitivity: int = 0
+    categories: list[str] = field(default_factory=list)  # PS_PUBLIC_STRINGS "Keywords"
+    sent_representing_name: str | None = None  # default: the sender
+    sent_representing_email: str | None = None
+    #: named properties: pstfast.pst.props.NAMED_PROPERTIES key -> value (datetimes for
+    #: PT_SYSTIME, lists for multi-valued types), ids from the file's name-to-id map
+    named: dict[str, object] = field(default_factory=dict)
+    extra: dict[int, object] = field(default_factory=dict)  # further properties (full tags)
 
 
 @dataclass
@@ -155,6 +178,15 @@ class _Folder:
     container_class: str | None
     children: list[int] = field(default_factory=list)
     rows: list[tuple[int, dict[int, object]]] = field(default_factory=list)
+
+
+def _unread(folder: _Folder) -> int:
+    """How many of *folder*'s messages lack mfRead (PidTagContentUnreadCount)."""
+    unread = 0
+    for _, row in folder.rows:
+        flags = row.get(T.MESSAGE_FLAGS)
+        unread += not (isinstance(flags, int) and flags & 0x01)
+    return unread
 
 
 def _entry_id(store_uid: bytes, nid: int) -> bytes:
@@ -241,6 +273,10 @@ class PstWriter:
         self._folder_index = itertools.count(0x401)
         self._message_ids = _MessageIds(self._folders, ids_by_folder)
         self._closed = False
+        #: named-property ids, allocated as messages use them; PidLidReminderDelta first (an
+        #: Outlook map always names it, and readers require a non-empty map)
+        self.names = NameMapBuilder()
+        self.names.id(PSETID_COMMON, 0x8501)
         self.message_count = 0
         self.root = NID_ROOT_FOLDER
         self._folders[NID_ROOT_FOLDER] = _Folder(NID_ROOT_FOLDER, "", NID_ROOT_FOLDER, None)
@@ -329,19 +365,20 @@ class PstWriter:
         subnodes: list[tuple[int, int, int]] = []
 
         rows = []
+        meeting = any(r.flags is not None or r.track_status is not None for r in msg.recipients)
         for index, r in enumerate(msg.recipients):
-            rows.append(
-                (
-                    index,
-                    {
-                        T.RECIPIENT_TYPE: r.kind, T.DISPLAY_NAME: r.name, T.ADDRTYPE: "EX" if r.x500 else "SMTP",
-                        T.EMAIL_ADDRESS: r.x500 or r.email,
-                        T.SMTP_ADDRESS: r.email if r.x500 is None or r.smtp_known else None, T.RESPONSIBILITY: False,
-                        T.SEND_RICH_INFO: False, T.DISPLAY_TYPE: 0, T.OBJECT_TYPE: 6, T.ROWID: index,
-                    },
-                )
-            )
-        subnodes.append((NID_RECIPIENT_TABLE, *self._write_built(self._build_tc(RECIPIENT_COLUMNS, rows, next_ltp))))
+            row: dict[int, object] = {
+                T.RECIPIENT_TYPE: r.kind, T.DISPLAY_NAME: r.name, T.ADDRTYPE: "EX" if r.x500 else "SMTP",
+                T.EMAIL_ADDRESS: r.x500 or r.email,
+                T.SMTP_ADDRESS: r.email if r.x500 is None or r.smtp_known else None, T.RESPONSIBILITY: False,
+                T.SEND_RICH_INFO: False, T.DISPLAY_TYPE: 0, T.OBJECT_TYPE: 6, T.ROWID: index,
+            }
+            if meeting:
+                row[_RECIPIENT_FLAGS] = r.flags if r.flags is not None else 1  # recipSendable
+                row[_RECIPIENT_TRACK_STATUS] = r.track_status or 0
+            rows.append((index, row))
+        columns = RECIPIENT_COLUMNS + ((_RECIPIENT_FLAGS, _RECIPIENT_TRACK_STATUS) if meeting else ())
+        subnodes.append((NID_RECIPIENT_TABLE, *self._write_built(self._build_tc(columns, rows, next_ltp))))
 
         attach_rows = []
         attach_size_total = 0
@@ -379,22 +416,23 @@ class PstWriter:
             T.SUBJECT: msg.subject,
             T.IMPORTANCE: msg.importance,
             T.PRIORITY: 0,
-            T.SENSITIVITY: 0,
+            T.SENSITIVITY: msg.sensitivity,
             T.MESSAGE_DELIVERY_TIME: filetime(msg.received_at),
-            T.CREATION_TIME: filetime(msg.received_at),
-            T.LAST_MODIFICATION_TIME: filetime(msg.received_at),
+            T.CREATION_TIME: filetime(msg.created_at or msg.received_at),
+            T.LAST_MODIFICATION_TIME: filetime(msg.modified_at or msg.received_at),
             T.SENDER_NAME: msg.sender_name,
             T.SENDER_EMAIL: msg.sender_x500 or msg.sender_email,
             T.SENDER_ADDRTYPE: "EX" if msg.sender_x500 else "SMTP",
             T.SENDER_SMTP_ADDRESS: smtp,
-            T.SENT_REPRESENTING_NAME: msg.sender_name,
-            T.SENT_REPRESENTING_EMAIL: msg.sender_x500 or msg.sender_email,
-            T.SENT_REPRESENTING_ADDRTYPE: "EX" if msg.sender_x500 else "SMTP",
-            T.SENT_REPRESENTING_SMTP_ADDRESS: smtp,
+            T.SENT_REPRESENTING_NAME: msg.sent_representing_name or msg.sender_name,
+            T.SENT_REPRESENTING_EMAIL: msg.sent_representing_email or msg.sender_x500 or msg.sender_email,
+            T.SENT_REPRESENTING_ADDRTYPE: "EX" if msg.sender_x500 and not msg.sent_representing_email else "SMTP",
+            T.SENT_REPRESENTING_SMTP_ADDRESS: msg.sent_representing_email or smtp,
             T.DISPLAY_TO: "; ".join(to),
             T.DISPLAY_CC: "; ".join(cc),
             T.DISPLAY_BCC: "; ".join(bcc),
-            T.MESSAGE_FLAGS: 0x01 | (0x10 if msg.attachments else 0),  # read, has attachments
+            # read, unsent (a draft), has attachments
+            T.MESSAGE_FLAGS: (0x01 if msg.read else 0) | (0x08 if msg.draft else 0) | (0x10 if msg.attachments else 0),
             T.HAS_ATTACHMENTS: bool(msg.attachments),
             T.RTF_IN_SYNC: msg.body_rtf_compressed is not None,
             **({T.INTERNET_CODEPAGE: self._codepage, T.MESSAGE_CODEPAGE: self._codepage}
@@ -412,11 +450,19 @@ class PstWriter:
             T.CONVERSATION_INDEX: msg.conversation_index,
             T.CONVERSATION_TOPIC: msg.conversation_topic,
         }
-        if smtp is None:
-            del props[T.SENDER_SMTP_ADDRESS], props[T.SENT_REPRESENTING_SMTP_ADDRESS]
+        for tag in (T.SENDER_SMTP_ADDRESS, T.SENT_REPRESENTING_SMTP_ADDRESS):
+            if props[tag] is None:  # an Exchange sender stored without its SMTP address
+                del props[tag]
         props.update({tag: value for tag, value in optional.items() if value})
-        if msg.sent_at is not None:  # a draft, or a message that only its headers date, has none
+        if msg.sent_at is not None and not msg.draft:  # a draft, or a message only its headers date, has none
             props[T.CLIENT_SUBMIT_TIME] = filetime(msg.sent_at)
+        named = dict(msg.named)
+        if msg.categories:
+            named["keywords"] = msg.categories
+        for key, value in named.items():
+            if value is not None:
+                props[self.names.tag(key)] = filetime(value) if isinstance(value, _dt.datetime) else value
+        props.update(msg.extra)
         size = sum(len(str(v)) * 2 if isinstance(v, str) else len(v) if isinstance(v, bytes) else 8 for v in props.values())
         props[T.MESSAGE_SIZE] = size + attach_size
         return props
@@ -443,6 +489,7 @@ class PstWriter:
             props[T.ATTACH_CONTENT_ID] = att.content_id
         if att.inline:
             props[T.ATTACHMENT_HIDDEN] = True
+        props.update(att.extra)
         extra: list[tuple[int, int, int]] = []
         if att.message is not None:
             embedded_nid = make_nid(NID_TYPE_NORMAL_MESSAGE, self._message_ids.next(folder))
@@ -483,7 +530,7 @@ class PstWriter:
         props: dict[int, object] = {
             T.DISPLAY_NAME: folder.name,
             T.CONTENT_COUNT: len(folder.rows),
-            T.CONTENT_UNREAD_COUNT: 0,
+            T.CONTENT_UNREAD_COUNT: _unread(folder),
             T.SUBFOLDERS: bool(folder.children),
         }
         if folder.container_class:
@@ -495,7 +542,8 @@ class PstWriter:
         for child_nid in folder.children:
             child = self._folders[child_nid]
             children.append(
-                (child_nid, {T.DISPLAY_NAME: child.name, T.CONTENT_COUNT: len(child.rows), T.CONTENT_UNREAD_COUNT: 0,
+                (child_nid, {T.DISPLAY_NAME: child.name, T.CONTENT_COUNT: len(child.rows),
+                             T.CONTENT_UNREAD_COUNT: _unread(child),
                              T.SUBFOLDERS: bool(child.children), T.CONTAINER_CLASS: child.container_class})
             )
         tables: tuple[tuple[int, Sequence[int], list[Any]], ...] = (
@@ -524,20 +572,8 @@ class PstWriter:
             T.PST_PASSWORD: 0,
         }
         self._add(NID_MESSAGE_STORE, self._build_pc(store.items(), self._no_subnodes))
-        # Readers require a non-empty map; it names one property, PidLidReminderDelta
-        # (PSETID_Common, LID 0x8501), as Outlook's own maps always do (MS-PST 2.4.7).
-        guid_index = 3  # 1 and 2 are PS_MAPI and PS_PUBLIC_STRINGS; 3 = first GUID in the stream
-        key = (guid_index << 1) | 0  # N = 0: numeric name
-        record = struct.pack("<IHH", 0x8501, key, 0)
-        bucket = (0x8501 ^ key) % 251
-        name_map = {
-            T.NAMEID_BUCKET_COUNT: 251,
-            T.NAMEID_STREAM_GUID: _PSETID_COMMON,
-            T.NAMEID_STREAM_ENTRY: record,
-            T.NAMEID_STREAM_STRING: b"",
-            ((0x1000 + bucket) << 16) | 0x0102: record,
-        }
-        self._add(NID_NAME_TO_ID_MAP, self._build_pc(name_map.items(), self._no_subnodes, ansi=False))
+        # the name-to-id map (MS-PST 2.4.7): every named property the messages used
+        self._add(NID_NAME_TO_ID_MAP, self._build_pc(self.names.properties().items(), self._no_subnodes, ansi=False))
         for nid in _EMPTY_SEARCH_NODES:
             self._ndb.add_node(nid, 0, 0, 0)
         columns = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .items import ReadMessage
@@ -43,14 +43,28 @@ def walk(messages: Iterable[ReadMessage]) -> Iterator[ReadMessage]:
         stack.extend(att.message for att in reversed(msg.attachments) if att.message is not None)
 
 
-def _unresolved(msg: ReadMessage) -> Iterator[str]:
-    """The DNs of *msg* (not embedded ones) that stand where an SMTP address should."""
-    if msg.sender_x500 is not None and msg.sender_email == msg.sender_x500:
-        yield msg.sender_x500
+def _slots(msg: ReadMessage) -> Iterator[tuple[Any, str, str]]:
+    """(holder, key, DN) of every place in *msg* (not in embedded ones) where a DN stands
+    for an address: the sender, the sent-representing address, a recipient entry, an
+    appointment's organizer or attendee (their rows are the recipient rows)."""
+    dns = {e["x500"] for entries in (msg.to, msg.cc, msg.bcc) for e in entries if e.get("x500")}
+    if msg.sender_x500 is not None:
+        dns.add(msg.sender_x500)
+        if msg.sender_email == msg.sender_x500:
+            yield msg, "sender_email", msg.sender_x500
+    if msg.representing_x500 is not None:
+        dns.add(msg.representing_x500)
+        if msg.sent_representing_email == msg.representing_x500:
+            yield msg, "sent_representing_email", msg.representing_x500
     for entries in (msg.to, msg.cc, msg.bcc):
         for entry in entries:
-            if entry.get("x500") is not None and entry["email"] == entry["x500"]:
-                yield entry["x500"]  # type: ignore[misc]
+            dn = entry.get("x500")
+            if dn is not None and entry["email"] == dn:
+                yield entry, "email", dn
+    found = msg.item_properties or {}
+    for person in [found.get("organizer"), *(found.get("attendees") or [])]:
+        if isinstance(person, dict) and person.get("email") in dns:
+            yield person, "email", person["email"]
 
 
 def scan(messages: Iterable[ReadMessage]) -> tuple[Pairs, set[str]]:
@@ -60,7 +74,7 @@ def scan(messages: Iterable[ReadMessage]) -> tuple[Pairs, set[str]]:
     for msg in walk(messages):
         for dn, smtp in msg.address_pairs:
             pairs[(dn_key(dn), smtp)] += 1
-        needed.update(dn_key(dn) for dn in _unresolved(msg))
+        needed.update(dn_key(dn) for _, _, dn in _slots(msg))
     return pairs, needed
 
 
@@ -83,13 +97,14 @@ def resolve(messages: Iterable[ReadMessage], address_map: Mapping[str, str | Non
     """Replace every DN that stands for an address in *messages* by its SMTP address from
     *address_map*, in place; a DN the map has no address for stays."""
     for msg in walk(messages):
-        if msg.sender_x500 is not None and msg.sender_email == msg.sender_x500:
-            msg.sender_email = address_map.get(dn_key(msg.sender_x500)) or msg.sender_email
-        for entries in (msg.to, msg.cc, msg.bcc):
-            for entry in entries:
-                dn = entry.get("x500")
-                if dn is not None and entry["email"] == dn:
-                    entry["email"] = address_map.get(dn_key(dn)) or dn
+        for holder, key, dn in list(_slots(msg)):
+            smtp = address_map.get(dn_key(dn))
+            if smtp is None:
+                continue
+            if holder is msg:
+                setattr(msg, key, smtp)
+            else:
+                holder[key] = smtp
 
 
 __all__ = ["AddressMap", "Pairs", "build", "dn_key", "resolve", "scan", "subset", "walk"]

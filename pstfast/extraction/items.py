@@ -783,6 +783,8 @@ class ReadMessage:
     sent_representing_name: str | None = None
     sent_representing_email: str | None = None
     item_properties: dict[str, Any] | None = None  # by kind (extraction/kinds.py)
+    #: the sent-representing Exchange DN (for exchange.resolve; sender_x500 is the column)
+    representing_x500: str | None = None
 
 
 class ItemReader:
@@ -972,6 +974,7 @@ class ItemReader:
             sender_name=sender_name,
             sender_email=sender_email,
             sender_x500=sender_x500,
+            representing_x500=representing_dn,
             to=recipients["to"],
             cc=recipients["cc"],
             bcc=recipients["bcc"],

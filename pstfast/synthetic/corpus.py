@@ -306,6 +306,20 @@ def _in_codepage(text: str | None, codec: str | None) -> str | None:
     return text.encode(codec, "replace").decode(codec)
 
 
+def _values_in_codepage(value: Any, codec: str | None) -> Any:
+    """*value* (item_properties: dicts, lists, strings) with every string as an ANSI file stores it."""
+    if codec is None:
+        return value
+    if isinstance(value, str):
+        return _in_codepage(value, codec)
+    if isinstance(value, list):
+        return [_values_in_codepage(v, codec) for v in value]
+    if isinstance(value, dict):
+        # a distribution list's members are one-off entry ids, whose strings are Unicode in any layout
+        return {k: v if k == "members" else _values_in_codepage(v, codec) for k, v in value.items()}
+    return value
+
+
 def _html_in_codepage(html: str | None, codec: str | None) -> str | None:
     """PR_HTML as an ANSI file stores it: what the code page lacks becomes a character reference."""
     if html is None or codec is None:
@@ -321,6 +335,9 @@ def _message_in_codepage(msg: Message, codec: str | None) -> None:
                  "in_reply_to", "references", "conversation_topic"):
         setattr(msg, name, _in_codepage(getattr(msg, name), codec))
     msg.body_html = _html_in_codepage(msg.body_html, codec)
+    msg.sent_representing_name = _in_codepage(msg.sent_representing_name, codec)
+    msg.sent_representing_email = _in_codepage(msg.sent_representing_email, codec)
+    msg.categories = [_in_codepage(c, codec) or "" for c in msg.categories]
     for r in msg.recipients:
         r.name, r.email = _in_codepage(r.name, codec) or "", _in_codepage(r.email, codec) or ""
     for att in msg.attachments:
@@ -631,7 +648,8 @@ def synth(
                         _attachment_truth(i, a, None) for i, a in enumerate(att.message.attachments)
                     ])
                 atts.append(_attachment_truth(ordinal, att, embedded))
-            record = {"key": key, **_message_truth(msg, nid, folder[1], atts, expected, item_properties),
+            record = {"key": key, **_message_truth(msg, nid, folder[1], atts, expected,
+                                                   _values_in_codepage(item_properties, codec)),
                       "thread": thread_key,
                       "duplicate_group": dup}
             truth_out.message(record)

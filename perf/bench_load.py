@@ -222,7 +222,7 @@ def test_per_row_insert(benchmark: Any, dbs: Databases, output: tuple[Path, list
     def run() -> None:
         with psycopg.connect(target["dsn"]) as conn:
             for row in subset:
-                conn.execute(insert, [row.get(c) for c in cols])
+                conn.execute(insert, [row.get(c) for c in cols])  # columns a row leaves out are NULL
                 conn.commit()
 
     benchmark.pedantic(run, setup=setup, rounds=3)

@@ -5,6 +5,7 @@ This is what pstfast replaces; perf/bench_extract.py runs it side by side with p
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import hashlib
 import json
@@ -21,6 +22,13 @@ def _folders(folder, path=()):
     for i in range(folder.number_of_sub_folders):
         child = folder.get_sub_folder(i)
         yield from _folders(child, path + (child.name or "",))
+
+
+def _timestamp(value: object) -> str | None:
+    """json.dumps's fallback: the datetimes of the newer fields (created_at, item_properties...)."""
+    if isinstance(value, datetime.datetime):
+        return format_timestamp(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def legacy_extract(pst_path: str | Path, out_dir: str | Path) -> int:
@@ -48,7 +56,7 @@ def legacy_extract(pst_path: str | Path, out_dir: str | Path) -> int:
                             row["attachments"].append(sha)
                         if att.message is not None:
                             stack.append((att.message, path))
-                    sink.write(json.dumps(row) + "\n")
+                    sink.write(json.dumps(row, default=_timestamp) + "\n")
                     count += 1
     return count
 

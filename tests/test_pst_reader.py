@@ -223,6 +223,8 @@ def test_synth_embedded_messages_equal_truth(synth_pst: tuple[Path, dict[str, An
             got = reader.embedded_messages(message["nid"])
             assert [e.attachment_index for e in got] == [a["ordinal"] for a in expected]
             for em, att in zip(got, expected):
+                if att.get("exception"):  # a recurring series' exception: the truth has it in item_properties
+                    continue
                 assert_matches_truth(em, att["message"])
                 seen += 1
                 nested_attachments += len(em.attachments)

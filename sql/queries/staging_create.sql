@@ -3,7 +3,6 @@
 -- {emails} / {attachments} are pstfast_staging.<name> identifiers filled in by loader.py.
 DROP TABLE IF EXISTS {emails};
 DROP TABLE IF EXISTS {attachments};
-DROP TABLE IF EXISTS {folders};
 CREATE UNLOGGED TABLE {emails} (
     email_id            uuid,
     parent_email_id     uuid,
@@ -63,6 +62,7 @@ CREATE UNLOGGED TABLE {attachments} (
     storage_key   text,
     reference     text
 );
+DROP TABLE IF EXISTS {folders};
 CREATE UNLOGGED TABLE {folders} (
     folder_id        uuid,
     parent_folder_id uuid,

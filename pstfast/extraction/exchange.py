@@ -9,8 +9,8 @@ is looked up in it.
 
 The map is the file's, so rows written before the whole file was read cannot use it:
 the extract defers a shard that has such an address (what it read waits in scratch) and
-writes it once every shard has been read (:func:`scan`, :func:`build`, :func:`resolve`), which keeps the output byte-identical for any
-worker count or shard plan. Conflicting pairs (one DN, two SMTP addresses) resolve to the
+writes it once every shard has been read (:func:`scan`, :func:`build`, :func:`resolve`),
+which keeps the output byte-identical for any worker count or shard plan. Conflicting pairs (one DN, two SMTP addresses) resolve to the
 address seen most often, the smaller one on a tie: an order-independent rule.
 """
 

@@ -357,3 +357,15 @@ def test_an_item_over_its_memory_budget_is_an_error_row(tmp_path: Path, reader: 
     monkeypatch.setenv("PSTFAST_ITEM_MAX_MB", "10")
     with pytest.raises(pstfast.UsageError, match="give 64 or more"):
         pstfast.extract(pst, tmp_path / "o2", workers=1)
+
+
+@pytest.mark.parametrize("reader", ["pstfast", "libpff"])
+def test_a_property_too_large_for_its_column_is_a_warning_not_a_crash(tmp_path: Path, reader: str) -> None:
+    # found by the fuzz harness (mutant 377): a damaged PR_IMPORTANCE past a smallint stopped
+    # the Arrow writer (exit 1)
+    pst = _one_heavy_message(tmp_path / "odd.pst", importance=1_929_379_841)
+    manifest = pstfast.extract(pst, tmp_path / "o", pst_file_id="odd", workers=1, reader=reader, progress=False)
+    subjects, errors = _rows_and_errors(tmp_path / "o" / "pst-v2" / "odd")
+    assert sorted(subjects) == ["heavy", "light 0", "light 1", "light 2"] and manifest.counts["errors"] == 0
+    assert [(e["severity"], e["kind"]) for e in errors] == [("warning", "property")]
+    assert "PR_IMPORTANCE 1929379841 does not fit its 16-bit column" in errors[0]["reason"]

@@ -342,12 +342,13 @@ def decide_codepage(reader: ItemReader, folders: list[FolderInfo], override: int
 
 
 def _content_count(pst: PstReader, nid: int) -> int | None:
-    """How many items folder *nid* says it holds (PR_CONTENT_COUNT), None when unreadable too."""
+    """How many items folder *nid* says it holds (PR_CONTENT_COUNT), None when unreadable too
+    or when the count is past what the file could hold (an item takes 64 bytes at least)."""
     try:
-        return Props(pst.raw_properties(pst.node(nid), frozenset((PR_CONTENT_COUNT,)))).int(
-            PR_CONTENT_COUNT)
+        count = Props(pst.raw_properties(pst.node(nid), frozenset((PR_CONTENT_COUNT,)))).int(PR_CONTENT_COUNT)
     except CorruptPstError:
         return None
+    return count if count is not None and 0 <= count <= pst._size // 64 else None
 
 
 # --- property access -------------------------------------------------------------------
@@ -488,6 +489,15 @@ def _unwrap_subject(text: str | None) -> str | None:
 def _addr(addrtype: str | None, address: str | None) -> str | None:
     if address and (addrtype or "").upper() == "SMTP":
         return address
+    return None
+
+
+def _within(value: int | None, bits: int, name: str, problems: list[tuple[int, str, str]]) -> int | None:
+    """*value* when it fits its column's signed *bits*; else None, and a warning: a damaged
+    property (a wrong type or size) must not stop the rows' writers."""
+    if value is None or -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+        return value
+    problems.append((-1, "property", f"{name} {value} does not fit its {bits}-bit column: left empty"))
     return None
 
 
@@ -871,7 +881,8 @@ class ItemReader:
                           codec_for(self.default_codepage))
         except CorruptPstError:
             return None, None
-        return props.str(PR_CONTAINER_CLASS), props.int(PR_CONTENT_UNREAD_COUNT)
+        unread = props.int(PR_CONTENT_UNREAD_COUNT)
+        return props.str(PR_CONTAINER_CLASS), unread if unread is None or 0 <= unread < 1 << 31 else None
 
     def store_codepage(self) -> int | None:
         """The message store's own code page (PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID, its locale's)."""
@@ -933,7 +944,7 @@ class ItemReader:
 
         references_text = props.str(PR_INTERNET_REFERENCES) or headers.get("References")
         conversation_index = props.raw(PR_CONVERSATION_INDEX) if PR_CONVERSATION_INDEX in props else None
-        flags = props.int(PR_MESSAGE_FLAGS)
+        flags = _within(props.int(PR_MESSAGE_FLAGS), 32, "PR_MESSAGE_FLAGS", problems)
         is_draft = bool(flags is not None and flags & MSGFLAG_UNSENT)
         sent_at = props.time(PR_CLIENT_SUBMIT_TIME)
         if sent_at is None and headers.get("Date"):
@@ -986,7 +997,7 @@ class ItemReader:
             body_rtf=body.rtf,
             transport_headers=headers.text,
             size_bytes=props.int(PR_MESSAGE_SIZE),
-            importance=props.int(PR_IMPORTANCE),
+            importance=_within(props.int(PR_IMPORTANCE), 16, "PR_IMPORTANCE", problems),
             attachments=attachments,
             problems=problems,
             address_pairs=pairs,
@@ -995,7 +1006,7 @@ class ItemReader:
             is_draft=is_draft,
             created_at=props.time(PR_CREATION_TIME),
             modified_at=props.time(PR_LAST_MODIFICATION_TIME),
-            sensitivity=props.int(PR_SENSITIVITY),
+            sensitivity=_within(props.int(PR_SENSITIVITY), 16, "PR_SENSITIVITY", problems),
             categories=kinds.multi_strings(props, keywords) if keywords is not None else [],
             sent_representing_name=sent_representing_name,
             sent_representing_email=sent_representing_email,

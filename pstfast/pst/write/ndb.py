@@ -277,25 +277,16 @@ class NdbWriter:
     def _btree(self, leaves: list[bytes], keys: list[int], ptype: int, leaf_max: int, cb_leaf: int) -> tuple[int, int]:
         """Write a B-tree bottom-up from sorted leaf entries; return the root's (bid, ib)."""
         level = 0
-        wide = self.layout.wide
-        branch = _BT_ENTRY if wide else _ANSI_BT_ENTRY
-        branch_max = 20 if wide else 41
+        branch, branch_max = self._branch()
         entries, entry_keys, per_page, cb = leaves, keys, leaf_max, cb_leaf
         while True:
             parents: list[bytes] = []
             parent_keys: list[int] = []
-            pages = range(0, max(len(entries), 1), per_page)
-            for start in pages:
+            for start in range(0, max(len(entries), 1), per_page):
                 chunk = entries[start : start + per_page]
                 bid = self._next_page_bid
                 self._next_page_bid += 1
-                ib = self._allocate(PAGE_SIZE, PAGE_SIZE)
-                if wide:
-                    payload = b"".join(chunk).ljust(488, b"\0") + struct.pack("<BBBBI", len(chunk), per_page, cb, level, 0)
-                    self._write_at(ib, _page(payload, ptype, block_signature(ib, bid), bid))
-                else:  # ANSI: 496 bytes of entries, the four counts, no padding
-                    payload = b"".join(chunk).ljust(496, b"\0") + struct.pack("<BBBB", len(chunk), per_page, cb, level)
-                    self._write_at(ib, _ansi_page(payload, ptype, block_signature(ib, bid), bid))
+                ib = self._btree_page(chunk, per_page, cb, level, ptype, bid)
                 key = entry_keys[start] if chunk else 0
                 parents.append(branch.pack(key, bid, ib))
                 parent_keys.append(key)
@@ -304,6 +295,21 @@ class NdbWriter:
                 return bid, ib
             entries, entry_keys, per_page, cb = parents, parent_keys, branch_max, branch.size
             level += 1
+
+    def _branch(self) -> tuple[struct.Struct, int]:
+        """The branch entry of this layout's B-tree pages and how many fit in one."""
+        return (_BT_ENTRY, 20) if self.layout.wide else (_ANSI_BT_ENTRY, 41)
+
+    def _btree_page(self, chunk: list[bytes], per_page: int, cb: int, level: int, ptype: int, bid: int) -> int:
+        """Write one B-tree page holding *chunk*; return its offset."""
+        ib = self._allocate(PAGE_SIZE, PAGE_SIZE)
+        if self.layout.wide:
+            payload = b"".join(chunk).ljust(488, b"\0") + struct.pack("<BBBBI", len(chunk), per_page, cb, level, 0)
+            self._write_at(ib, _page(payload, ptype, block_signature(ib, bid), bid))
+        else:  # ANSI: 496 bytes of entries, the four counts, no padding
+            payload = b"".join(chunk).ljust(496, b"\0") + struct.pack("<BBBB", len(chunk), per_page, cb, level)
+            self._write_at(ib, _ansi_page(payload, ptype, block_signature(ib, bid), bid))
+        return ib
 
     def finish(self, header_fields: dict[str, object] | None = None) -> int:
         """Write the B-trees, maps and header; close the file; return its size."""
@@ -522,27 +528,14 @@ class Ndb4kWriter(NdbWriter):
         self._blocks.append((bid, ib, cb))
         return bid
 
-    def _btree(self, leaves: list[bytes], keys: list[int], ptype: int, leaf_max: int, cb_leaf: int) -> tuple[int, int]:
-        level = 0
-        entries, entry_keys, per_page, cb = leaves, keys, leaf_max, cb_leaf
-        while True:
-            parents: list[bytes] = []
-            parent_keys: list[int] = []
-            for start in range(0, max(len(entries), 1), per_page):
-                chunk = entries[start : start + per_page]
-                bid = self._next_page_bid
-                self._next_page_bid += 1
-                ib = self._allocate(PAGE_4K, PAGE_4K)
-                payload = b"".join(chunk).ljust(4056, b"\0") + struct.pack("<HHBB10x", len(chunk), per_page, cb, level)
-                self._write_at(ib, _page_4k(payload, ptype, block_signature(ib, bid), bid))
-                key = entry_keys[start] if chunk else 0
-                parents.append(_BT_ENTRY.pack(key, bid, ib))
-                parent_keys.append(key)
-            if len(parents) == 1:
-                _, bid, ib = _BT_ENTRY.unpack(parents[0])
-                return bid, ib
-            entries, entry_keys, per_page, cb = parents, parent_keys, 4056 // _BT_ENTRY.size, _BT_ENTRY.size
-            level += 1
+    def _branch(self) -> tuple[struct.Struct, int]:
+        return _BT_ENTRY, 4056 // _BT_ENTRY.size
+
+    def _btree_page(self, chunk: list[bytes], per_page: int, cb: int, level: int, ptype: int, bid: int) -> int:
+        ib = self._allocate(PAGE_4K, PAGE_4K)
+        payload = b"".join(chunk).ljust(4056, b"\0") + struct.pack("<HHBB10x", len(chunk), per_page, cb, level)
+        self._write_at(ib, _page_4k(payload, ptype, block_signature(ib, bid), bid))
+        return ib
 
     def finish(self, header_fields: dict[str, object] | None = None) -> int:
         nodes = sorted(self._nodes.items())

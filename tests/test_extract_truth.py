@@ -87,8 +87,8 @@ def _check(want: dict, got: dict, by_email: dict[str, list[dict]], children: dic
     return rows
 
 
-def test_every_field_equals_the_truth(synth_output) -> None:
-    truth, emails, atts, prefix = synth_output
+def check_rows(truth: dict, emails: list[dict], atts: list[dict]) -> None:
+    """Every row of an extract equals the truth, embedded messages and attachments included."""
     by_email: dict[str, list[dict]] = {}
     for a in atts:
         by_email.setdefault(a["email_id"], []).append(a)
@@ -96,15 +96,18 @@ def test_every_field_equals_the_truth(synth_output) -> None:
     for e in emails:
         if e["parent_email_id"]:
             children.setdefault(e["parent_email_id"], []).append(e)
-    top = [e for e in emails if e["parent_email_id"] is None]
-    by_id = {e["email_id"]: e for e in top}
+    top = {e["email_id"]: e for e in emails if e["parent_email_id"] is None}
     assert len(top) == len(truth["messages"])
-    checked = 0
-    for want in truth["messages"]:
-        # the truth names each message's node id; the email_id contract derives from it
-        got = by_id[ids.email_id(top[0]["pst_file_id"], want["nid"])]
-        checked += _check(want, got, by_email, children, set(truth["exchange_resolvable"]))
+    resolvable = set(truth["exchange_resolvable"])
+    # the truth names each message's node id; the email_id contract derives from it
+    checked = sum(_check(want, top[ids.email_id(emails[0]["pst_file_id"], want["nid"])], by_email, children,
+                         resolvable) for want in truth["messages"])
     assert checked == len(emails)
+
+
+def test_every_field_equals_the_truth(synth_output) -> None:
+    truth, emails, atts, prefix = synth_output
+    check_rows(truth, emails, atts)
     for a in atts:
         if a["sha256"]:
             assert (prefix / a["storage_key"]).stat().st_size == a["size"]
